@@ -1,0 +1,3 @@
+"""dlbasics: deep-learning fundamentals as PyTorch Lightning experiments."""
+
+__version__ = "0.1.0"
