@@ -1,0 +1,42 @@
+"""The one figure helper: save a matplotlib figure as a PNG in the run's folder and log it to TensorBoard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lightning.pytorch import Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
+from matplotlib.figure import Figure
+
+
+def new_figure(width: float = 6.0, height: float = 4.0) -> Figure:
+    """A figure that needs no GUI backend (safe headless and off the main thread)."""
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def figure_dir(trainer: Trainer) -> Path:
+    """``<run folder>/figures``: the logger's version folder, or ``default_root_dir`` without a logger."""
+    return Path(trainer.log_dir or trainer.default_root_dir) / "figures"
+
+
+def publish_figure(trainer: Trainer, fig: Figure, tag: str, filename: str) -> Path | None:
+    """Save ``fig`` to ``figures/<filename>.png`` in the run folder and add it to every TensorBoard logger.
+
+    The global step is the TensorBoard step, so the image slider follows training. Only rank zero writes;
+    other ranks return None.
+
+    Args:
+        trainer: the running trainer (gives the run folder, the loggers and the global step).
+        fig: the figure to publish.
+        tag: TensorBoard tag, slash-grouped, e.g. ``"grad/flow"``.
+        filename: file name without extension, e.g. ``"gradient_flow_epoch003"``.
+    """
+    if not trainer.is_global_zero:
+        return None
+    path = figure_dir(trainer) / f"{filename}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_figure(tag, fig, global_step=trainer.global_step, close=False)
+    return path
