@@ -1,0 +1,45 @@
+"""The ``dlbasics`` command: LightningCLI over the project's systems and datamodules."""
+
+from __future__ import annotations
+
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities import rank_zero_info
+
+from dlbasics.data.base import TensorDataModule
+from dlbasics.models.system import System
+
+
+class DLBasicsCLI(LightningCLI):
+    """LightningCLI that links what the data knows (input shape, outputs) into the model."""
+
+    def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 (a LightningArgumentParser)
+        # Resolved on the instantiated datamodule, so configs never state these twice.
+        parser.link_arguments("data.input_shape", "model.init_args.input_shape", apply_on="instantiate")
+        parser.link_arguments("data.num_outputs", "model.init_args.num_outputs", apply_on="instantiate")
+
+    def after_fit(self) -> None:
+        checkpoint = self.trainer.checkpoint_callback
+        path = getattr(checkpoint, "last_model_path", "") or getattr(checkpoint, "best_model_path", "")
+        rank_zero_info(f"Logs: {self.trainer.log_dir}  (view with: tensorboard --logdir lightning_logs)")
+        if path:
+            rank_zero_info(f"Checkpoint: {path}\nTest it with: dlbasics test --config CONFIG --ckpt_path {path}")
+
+    def after_test(self) -> None:
+        rank_zero_info(f"Logs: {self.trainer.log_dir}  (view with: tensorboard --logdir lightning_logs)")
+
+
+def cli_main(args: list[str] | None = None) -> DLBasicsCLI:
+    """Run ``dlbasics fit|validate|test|predict``; ``args`` replaces ``sys.argv[1:]`` (for tests)."""
+    return DLBasicsCLI(
+        System,
+        TensorDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        seed_everything_default=0,
+        args=args,
+    )
+
+
+def main() -> None:
+    """Console-script entry point (returns nothing, so the exit status stays 0 on success)."""
+    cli_main()
