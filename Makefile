@@ -1,0 +1,29 @@
+# `make run` and `make test` set up .venv on first use (and again when pyproject.toml changes).
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+STAMP = $(VENV)/.installed
+
+.PHONY: run test test-fast clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $(STAMP)
+
+# The main job: train the L7 moons MLP, then test its last checkpoint.
+run: $(STAMP)
+	$(BIN)/dlbasics fit --config configs/moons_mlp.yaml --trainer.enable_progress_bar false
+	$(BIN)/dlbasics test --config configs/moons_mlp.yaml --trainer.enable_progress_bar false \
+		--ckpt_path "$$(ls -td lightning_logs/moons_mlp/version_*/checkpoints/last.ckpt | head -n 1)"
+
+# Every test, the slow ones included (this is what CI runs).
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+# Only the fast tests, for the edit-test loop.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+clean:
+	rm -rf lightning_logs .pytest_cache
