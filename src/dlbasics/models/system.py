@@ -70,6 +70,7 @@ class System(LightningModule):
         super().__init__()
         check_activation(activation)
         check_dropout(dropout)
+        check_sizes(hidden_sizes, "hidden_sizes")  # a system always has a hidden layer
         # Only plain values go into the checkpoint (it must load with weights_only=True); the optimizer
         # and scheduler are recorded in the run's config.yaml instead.
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])

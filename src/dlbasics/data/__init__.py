@@ -1,0 +1,9 @@
+"""In-memory LightningDataModules for the lessons' data sets."""
+
+from dlbasics.data.base import TensorDataModule
+from dlbasics.data.mnist import MNISTDataModule
+from dlbasics.data.moons import MoonsDataModule
+from dlbasics.data.sine import SineDataModule
+from dlbasics.data.toy2d import Toy2DDataModule
+
+__all__ = ["MNISTDataModule", "MoonsDataModule", "SineDataModule", "TensorDataModule", "Toy2DDataModule"]

@@ -1,0 +1,59 @@
+"""Gaussian points in 2-D labelled by a named boundary: the activation, backprop and dropout lessons' tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from dlbasics.data.base import BatchSize, Split, TensorDataModule
+from dlbasics.data.splits import ordered_split, split_sizes
+
+# Boundary name -> label rule on x of shape (N, 2).
+BOUNDARIES: dict[str, Callable[[Tensor], Tensor]] = {
+    "linear": lambda x: x[:, 0] + x[:, 1] > 0,
+    "quadratic": lambda x: x[:, 0] ** 2 + 0.8 * x[:, 1] > 0.5,
+}
+
+
+class Toy2DDataModule(TensorDataModule):
+    """x ~ N(0, I) in 2-D, label 1 on one side of a boundary.
+
+    ``linear``: x0 + x1 > 0 (L1, L2). ``quadratic``: x0^2 + 0.8 x1 > 0.5 (L4). The split is ordered, as in
+    the lessons: the first share of the points trains, the next validates, the last tests.
+
+    Args:
+        boundary: ``linear`` or ``quadratic``.
+        n_samples: number of points in all splits together.
+        val_fraction: share of the points for validation (L4: 0.3; L1/L2: 0, train on all).
+        test_fraction: share of the points for testing.
+        batch_size: training batch size, or ``"full"`` (the lessons' full-batch training).
+        eval_batch_size: batch size for validation and test; None uses ``batch_size``.
+        seed: seed of the points and the training order.
+    """
+
+    def __init__(self, boundary: Literal["linear", "quadratic"] = "linear", n_samples: int = 200,
+                 val_fraction: float = 0.0, test_fraction: float = 0.0, batch_size: BatchSize = "full",
+                 eval_batch_size: BatchSize | None = None, seed: int = 0) -> None:
+        super().__init__(batch_size, eval_batch_size, seed)
+        if boundary not in BOUNDARIES:
+            raise ValueError(f"boundary {boundary!r} is not one of: {', '.join(BOUNDARIES)}")
+        split_sizes(n_samples, val_fraction, test_fraction)  # fails early on impossible splits
+        self.boundary, self.n_samples = boundary, n_samples
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (2,)
+
+    @property
+    def num_outputs(self) -> int:
+        return 2
+
+    def build_splits(self) -> dict[str, Split]:
+        x = torch.randn(self.n_samples, 2, generator=torch.Generator().manual_seed(self.seed))
+        y = BOUNDARIES[self.boundary](x).long()
+        parts = ordered_split(self.n_samples, self.val_fraction, self.test_fraction)
+        return {name: (x[index], y[index]) for name, index in zip(("train", "val", "test"), parts)}

@@ -1,0 +1,103 @@
+from functools import partial
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from dlbasics.data import MoonsDataModule, SineDataModule
+from dlbasics.models import Classifier, Regressor
+
+
+def test_same_seed_same_initial_weights():
+    def weights(seed):
+        L.seed_everything(seed)
+        return torch.cat([p.flatten() for p in Classifier(hidden_sizes=[8]).parameters()])
+    assert torch.equal(weights(3), weights(3))
+    assert not torch.equal(weights(3), weights(4))
+
+
+def test_classifier_metrics_cover_the_whole_split_across_batches(make_trainer):
+    L.seed_everything(0)
+    dm = MoonsDataModule(n_samples=300, batch_size=32, eval_batch_size=7)  # 75 test points: uneven batches
+    model = Classifier(hidden_sizes=[16])
+    (result,) = make_trainer().test(model, dm, verbose=False)
+    x, y = dm.split("test")
+    with torch.no_grad():
+        logits = model(x)
+    assert result["test/acc"] == pytest.approx((logits.argmax(1) == y).float().mean().item(), abs=1e-6)
+    expected_loss = torch.nn.functional.cross_entropy(logits, y).item()
+    assert result["test/loss"] == pytest.approx(expected_loss, rel=1e-5)
+
+
+def test_regressor_metrics_match_direct_computation(make_trainer):
+    L.seed_everything(0)
+    dm = SineDataModule(n_eval=50, eval_noise_std=0.1, eval_batch_size=8)
+    model = Regressor(input_shape=(1,), num_outputs=1, hidden_sizes=[8], activation="tanh")
+    (result,) = make_trainer().test(model, dm, verbose=False)
+    x, y = dm.split("test")
+    with torch.no_grad():
+        pred = model(x)
+    mse = ((pred - y) ** 2).mean().item()
+    r2 = 1 - ((pred - y) ** 2).sum().item() / ((y - y.mean()) ** 2).sum().item()
+    assert result["test/mse"] == pytest.approx(mse, rel=1e-5)
+    assert result["test/loss"] == pytest.approx(mse, rel=1e-5)
+    assert result["test/r2"] == pytest.approx(r2, rel=1e-4, abs=1e-5)
+
+
+def test_training_learns_moons(make_trainer):
+    L.seed_everything(0)
+    model = Classifier(hidden_sizes=[32, 32], optimizer=partial(torch.optim.Adam, lr=0.01))
+    trainer = make_trainer(max_epochs=8)
+    trainer.fit(model, MoonsDataModule(n_samples=1000))
+    assert trainer.callback_metrics["val/acc"] > 0.9
+    assert {"train/loss", "train/acc", "val/loss", "val/acc"} <= set(trainer.callback_metrics)
+
+
+def test_injected_optimizer_and_scheduler_are_used():
+    model = Classifier(optimizer=partial(torch.optim.AdamW, lr=0.02, weight_decay=0.5),
+                       lr_scheduler=partial(torch.optim.lr_scheduler.StepLR, step_size=3))
+    config = model.configure_optimizers()
+    optimizer = config["optimizer"]
+    assert isinstance(optimizer, torch.optim.AdamW)
+    assert optimizer.defaults["lr"] == 0.02 and optimizer.defaults["weight_decay"] == 0.5
+    assert isinstance(config["lr_scheduler"]["scheduler"], torch.optim.lr_scheduler.StepLR)
+    plateau = Classifier(lr_scheduler=torch.optim.lr_scheduler.ReduceLROnPlateau).configure_optimizers()
+    assert plateau["lr_scheduler"]["monitor"] == "val/loss"
+
+
+def test_checkpoint_is_weights_only_safe_and_restores_predictions(make_trainer, tmp_path):
+    L.seed_everything(0)
+    dm = MoonsDataModule(n_samples=200)
+    model = Classifier(hidden_sizes=[8], batch_norm=True, dropout=0.2, activation="leaky_relu",
+                       negative_slope=0.2, optimizer=partial(torch.optim.SGD, lr=0.1))
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    make_trainer(max_epochs=2, enable_checkpointing=True, callbacks=[checkpoint]).fit(model, dm)
+    path = checkpoint.last_model_path
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(path) == []
+    saved = torch.load(path, weights_only=True)
+    assert saved["hyper_parameters"]["activation"] == "leaky_relu"
+    restored = Classifier.load_from_checkpoint(path).eval()
+    x = dm.split("test")[0]
+    with torch.no_grad():
+        assert torch.equal(restored(x), model.eval()(x))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(activation="rleu"), "activation 'rleu' is not one of"),
+    (dict(dropout=1.0), r"dropout 1.0 must be in \[0, 1\)"),
+    (dict(hidden_sizes=[]), "hidden_sizes must list at least one size"),
+    (dict(hidden_sizes=[0]), "hidden_sizes must be positive integers"),
+    (dict(network="rnn"), "network 'rnn' is not one of: mlp, cnn"),
+])
+def test_bad_model_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Classifier(**kwargs)
+
+
+def test_predict_returns_probabilities(make_trainer):
+    dm = MoonsDataModule(n_samples=100)
+    batches = make_trainer().predict(Classifier(hidden_sizes=[4]), dm)
+    probs = torch.cat(batches)
+    assert probs.shape == (25, 2)
+    assert torch.allclose(probs.sum(1), torch.ones(25))
