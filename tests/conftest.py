@@ -13,3 +13,25 @@ def quiet_trainer(tmp_path, **kwargs) -> L.Trainer:
 @pytest.fixture
 def make_trainer(tmp_path):
     return lambda **kwargs: quiet_trainer(tmp_path, **kwargs)
+
+
+@pytest.fixture
+def fake_mnist(tmp_path, monkeypatch):
+    """A small MNIST-format data_dir (600 train, 100 test digits) that passes the checksum check."""
+    import hashlib
+
+    import torch
+
+    from dlbasics.data import mnist_files
+
+    raw = mnist_files.raw_dir(tmp_path / "mnist_data")
+    raw.mkdir(parents=True)
+    generator = torch.Generator().manual_seed(0)
+    for prefix, n in (("train", 600), ("t10k", 100)):
+        mnist_files.write_idx(raw / f"{prefix}-images-idx3-ubyte",
+                              torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=generator))
+        mnist_files.write_idx(raw / f"{prefix}-labels-idx1-ubyte",
+                              torch.arange(n, dtype=torch.uint8) % 10)
+    table = {p.name: (hashlib.md5(p.read_bytes()).hexdigest(), p.stat().st_size) for p in raw.iterdir()}
+    monkeypatch.setattr(mnist_files, "RAW_FILES", table)
+    return tmp_path / "mnist_data"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -67,10 +68,16 @@ class MNISTDataModule(TensorDataModule):
             "test": (test_images.unsqueeze(1), test_labels),
         }
 
-    def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
-        x, y = batch
-        if x.dtype == torch.uint8:
-            x = x.float().div_(255.0)
-            if self.normalize:
-                x = x.sub_(MNIST_MEAN).div_(MNIST_STD)
-        return x, y
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # Lightning also passes bare input tensors through here (e.g. the model summary's example input).
+        if isinstance(batch, Tensor):
+            return self.to_float(batch)
+        x, *rest = batch
+        return (self.to_float(x), *rest)
+
+    def to_float(self, x: Tensor) -> Tensor:
+        """uint8 pixels -> float32 in [0, 1], standardised if ``normalize``; float inputs pass unchanged."""
+        if x.dtype != torch.uint8:
+            return x
+        x = x.float().div_(255.0)
+        return x.sub_(MNIST_MEAN).div_(MNIST_STD) if self.normalize else x

@@ -1,0 +1,94 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from dlbasics.cli import cli_main
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+TINY = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2",
+        "--trainer.limit_test_batches", "2", "--trainer.enable_progress_bar", "false"]
+
+
+def run(subcommand: str, config: Path, tmp_path: Path, *extra: str):
+    args = [subcommand, "--config", str(config), *TINY,
+            "--trainer.logger.init_args.save_dir", str(tmp_path / "lightning_logs"), *extra]
+    return cli_main(args)
+
+
+def data_args(config: Path, fake_mnist: Path) -> list[str]:
+    if "mnist" in config.name:
+        return ["--data.init_args.data_dir", str(fake_mnist), "--data.init_args.val_size", "100"]
+    return []
+
+
+def scalar_tags(log_dir: str) -> set[str]:
+    events = EventAccumulator(log_dir)
+    events.Reload()
+    return set(events.Tags()["scalars"])
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+def test_every_config_fits_and_tests(config, tmp_path, monkeypatch, fake_mnist):
+    monkeypatch.chdir(tmp_path)
+    extra = data_args(config, fake_mnist)
+    fit = run("fit", config, tmp_path, *extra)
+    log_dir = Path(fit.trainer.log_dir)
+    assert log_dir.parent.name == config.stem and (log_dir / "config.yaml").exists()
+    # What the data knows was linked into the model, not typed twice.
+    assert tuple(fit.model.hparams.input_shape) == fit.datamodule.input_shape
+    assert fit.model.hparams.num_outputs == fit.datamodule.num_outputs
+    assert "train/loss" in scalar_tags(str(log_dir))
+    checkpoint = fit.trainer.checkpoint_callback.last_model_path
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(checkpoint) == []
+    if fit.datamodule.split("test")[0].numel():
+        test = run("test", config, tmp_path, *extra, "--ckpt_path", checkpoint)
+        assert "test/loss" in test.trainer.callback_metrics
+
+
+def test_print_config_shows_the_resolved_settings(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["fit", "--config", str(ROOT / "configs/moons_mlp.yaml"), "--print_config"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "dlbasics.models.Classifier" in out and "torch.optim.Adam" in out and "noise: 0.25" in out
+
+
+def test_unknown_config_key_is_refused(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["fit", "--config", str(ROOT / "configs/moons_mlp.yaml"), "--model.init_args.hiden_sizes", "[4]"])
+    assert exit_info.value.code != 0
+    assert "hiden_sizes" in capsys.readouterr().err
+
+
+def test_bad_activation_from_the_command_line_names_the_valid_ones(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises((SystemExit, ValueError)) as info:
+        run("fit", ROOT / "configs/moons_mlp.yaml", tmp_path, "--model.init_args.activation", "rleu")
+    message = str(info.value) + capsys.readouterr().err
+    assert "'rleu' is not one of: sigmoid, tanh, relu" in message
+
+
+def test_module_entry_point_and_console_script():
+    for command in ([sys.executable, "-m", "dlbasics", "--help"], [str(Path(sys.executable).parent / "dlbasics"),
+                                                                   "fit", "--help"]):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert "fit" in result.stdout
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes(tmp_path):
+    command = [str(Path(sys.executable).parent / "dlbasics"), "fit", "--config", str(ROOT / "configs/moons_mlp.yaml"),
+               "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
+               "--trainer.max_epochs", "2", "--trainer.enable_progress_bar", "false"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = tmp_path / "lightning_logs/moons_mlp/version_0/checkpoints/last.ckpt"
+    saved = torch.load(checkpoint, weights_only=True)
+    # 1500 training points, batch 64, two ranks: 750 each -> 12 steps per epoch.
+    assert saved["global_step"] == 24
