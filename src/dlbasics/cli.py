@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
@@ -30,6 +32,8 @@ class DLBasicsCLI(LightningCLI):
 
 def cli_main(args: list[str] | None = None) -> DLBasicsCLI:
     """Run ``dlbasics fit|validate|test|predict``; ``args`` replaces ``sys.argv[1:]`` (for tests)."""
+    # Lightning 2.6 with torch >= 2.10 warns about its own pytree use on every run; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     return DLBasicsCLI(
         System,
         TensorDataModule,
