@@ -1,0 +1,152 @@
+"""Stop (or skip the step) when any LightningModule's loss or gradients become NaN/inf."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor
+
+ACTIONS = ("stop", "skip")
+
+
+class NonFiniteError(RuntimeError):
+    """Training produced a NaN/inf loss or gradient and NonFiniteGuard stopped it."""
+
+
+def stored_values(tensor: Tensor) -> Tensor:
+    """The stored values of a dense or sparse (e.g. ``Embedding(sparse=True)``) gradient, detached."""
+    return tensor.detach().coalesce().values() if tensor.is_sparse else tensor.detach()
+
+
+def _names(names: list[str], most: int = 8) -> str:
+    shown = ", ".join(names[:most])
+    return shown if len(names) <= most else f"{shown}, ... ({len(names)} in all)"
+
+
+class NonFiniteGuard(Callback):
+    """Catch a NaN/inf loss or gradient before the optimizer applies it, then stop training or skip the step.
+
+    Every backward's loss is kept (``on_before_backward``) and checked together with the gradients of the
+    stepping optimizer's parameters in ``on_before_optimizer_step``: one fused check and one host sync per
+    step. Ranks agree through ``trainer.strategy.reduce_boolean_decision``, so a NaN on any rank acts on all.
+    With mixed precision and a gradient scaler (``precision="16-mixed"``), NaN/inf gradients are the scaler's
+    business (it skips those steps and lowers its scale), so only the loss is checked.
+
+    On a bad step the parameters' gradients are set to None, so the optimizer step changes nothing (Adam, SGD
+    and friends skip parameters without a gradient), and then:
+
+    - ``action="stop"``: ``trainer.should_stop`` is set, so training ends after this step (the end-of-epoch
+      hooks, validation and checkpoints still run, on weights that never saw the bad update; any later
+      step, e.g. while ``min_epochs`` is not reached, is blocked the same way). When the fit has finished,
+      ``on_fit_end`` raises ``NonFiniteError`` with the message, so ``trainer.fit`` fails and the CLI exits
+      with a non-zero status after every other callback has written its results; with
+      ``raise_error=False`` the message is a warning instead.
+    - ``action="skip"``: the step is dropped with a warning, ``nonfinite/skipped`` (the count so far) is
+      logged, and training goes on.
+
+    The message names the global step (the optimizer step about to run, as in ``trainer.global_step``), the
+    epoch, the batch, whether the loss was NaN/inf and the parameters whose gradients were not finite.
+    ``history`` lists the events as ``{"step": 12, "epoch": 1, "batch": 4, "what": "loss" | "gradients",
+    "loss": nan | None, "layers": ["net.0.weight", ...], "action": "stop" | "skip"}``; ``skipped`` counts the
+    skipped steps. Both are restored from checkpoints.
+
+    Args:
+        action: ``stop`` ends training at the first bad step; ``skip`` drops bad steps and continues.
+        raise_error: with ``action="stop"``, raise ``NonFiniteError`` when the fit ends (non-zero exit status
+            from the CLI); False only warns.
+    """
+
+    def __init__(self, action: Literal["stop", "skip"] = "stop", raise_error: bool = True) -> None:
+        if action not in ACTIONS:
+            raise ValueError(f"action {action!r} is not one of: {', '.join(ACTIONS)}")
+        self.action, self.raise_error = action, raise_error
+        self.history: list[dict[str, Any]] = []
+        self.skipped = 0
+        self._losses: list[Tensor] = []
+        self._param_names: dict[int, str] = {}
+        self._batch_idx = -1
+        self._stop_message: str | None = None
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._param_names = {id(p): name for name, p in pl_module.named_parameters()}
+        self._losses, self._stop_message = [], None
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+        self._batch_idx = batch_idx
+
+    def on_before_backward(self, trainer: Trainer, pl_module: LightningModule, loss: Tensor) -> None:
+        self._losses.append(loss.detach())  # checked with the gradients, to keep to one sync per step
+
+    def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any) -> None:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        losses, self._losses = self._losses, []
+        if self._stop_message is not None:  # stopped, but the loop goes on (min_epochs): apply nothing
+            self._drop_gradients(params)
+            return
+        scaler = getattr(trainer.precision_plugin, "scaler", None)
+        grads = [] if scaler is not None else [p.grad for p in params if p.grad is not None]
+        checks = [loss.isfinite().all() for loss in losses] + [stored_values(g).isfinite().all() for g in grads]
+        if not checks:
+            return
+        device = checks[0].device
+        local_bad = not bool(torch.stack([c.to(device) for c in checks]).all())  # the one host sync
+        if not trainer.strategy.reduce_boolean_decision(local_bad, all=False):
+            return
+        event = self._event(trainer, params, losses)
+        self._drop_gradients(params)
+        self.history.append(event)
+        self.skipped += self.action == "skip"
+        message = self._message(event)
+        if self.action == "skip":
+            for logger in trainer.loggers:
+                logger.log_metrics({"nonfinite/skipped": float(self.skipped)}, step=trainer.global_step)
+            rank_zero_warn(message)
+        else:
+            trainer.should_stop = True
+            self._stop_message = message
+            if not self.raise_error:
+                rank_zero_warn(message)
+
+    @staticmethod
+    def _drop_gradients(params: list[Tensor]) -> None:
+        for param in params:
+            param.grad = None
+
+    def _event(self, trainer: Trainer, params: list[Tensor], losses: list[Tensor]) -> dict[str, Any]:
+        """What went wrong at this step; only runs when a check failed, so it may sync freely."""
+        values = torch.stack([x.float().reshape(-1)[0] for x in losses]).tolist() if losses else []
+        bad_losses = [v for v in values if not math.isfinite(v)]
+        with_grad = [p for p in params if p.grad is not None]
+        flags = [bool(stored_values(p.grad).isfinite().all()) for p in with_grad]
+        layers = [self._param_names.get(id(p), f"<unnamed parameter {i}>")
+                  for i, (p, ok) in enumerate(zip(with_grad, flags)) if not ok]
+        what = "loss" if bad_losses else "gradients" if layers else "other rank"
+        return {"step": trainer.global_step, "epoch": trainer.current_epoch, "batch": self._batch_idx,
+                "what": what, "loss": bad_losses[0] if bad_losses else None, "layers": layers, "action": self.action}
+
+    def _message(self, event: dict[str, Any]) -> str:
+        parts = [f"loss is {event['loss']}"] if event["loss"] is not None else []
+        if event["layers"]:
+            parts.append(f"non-finite gradients in: {_names(event['layers'])}")
+        if not parts:
+            parts.append("a non-finite loss or gradient on another rank")
+        if self.action == "skip":
+            outcome = f"This optimizer step was skipped ({self.skipped} so far); training continues."
+        else:
+            outcome = "This optimizer step was not applied and training was stopped; the weights are from before it."
+        return (f"NonFiniteGuard: at global step {event['step']} (epoch {event['epoch']}, batch {event['batch']}) "
+                f"{'; '.join(parts)}. {outcome}")
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._stop_message is not None and self.raise_error:
+            raise NonFiniteError(self._stop_message)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history, "skipped": self.skipped}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history, self.skipped = state_dict["history"], state_dict["skipped"]
