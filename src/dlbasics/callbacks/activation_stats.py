@@ -1,0 +1,246 @@
+"""Per-layer statistics of activation outputs for any LightningModule: mean, std, dead and saturated units."""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor, nn
+
+from dlbasics.activations import ACTIVATIONS, activation_name, check_activation
+from dlbasics.callbacks.activation_layers import describe_activations, find_activations
+from dlbasics.callbacks.activation_stats_plots import activations_over_time_figure, add_tensorboard_histogram
+from dlbasics.figures import publish_figure
+
+# Output <= 0 exactly when the pre-activation is <= 0, so "never positive" = would be a dead ReLU unit.
+DEAD_KINDS = ("relu", "leaky_relu", "elu", "gelu", "silu")
+SATURATED = {"sigmoid": lambda y: (y < 0.01) | (y > 0.99), "tanh": lambda y: y.abs() > 0.97}
+# Fixed histogram range per activation; values outside are counted in no bin.
+HIST_RANGES = {
+    "sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "relu": (0.0, 4.0), "leaky_relu": (-0.5, 4.0),
+    "elu": (-1.0, 4.0), "gelu": (-0.5, 4.0), "silu": (-0.5, 4.0), "identity": (-4.0, 4.0),
+}  # fmt: skip
+
+
+def histogram(y: Tensor, bins: int, low: float, high: float) -> Tensor:
+    """Counts of ``y`` in ``bins`` equal bins over ``[low, high]`` (like ``torch.histc``), on ``y``'s device.
+
+    ``torch.histc`` raises on CUDA under ``torch.use_deterministic_algorithms`` (``Trainer(deterministic=True)``);
+    a 1-D ``scatter_add_`` has a deterministic CUDA path.
+    """
+    pos = torch.nan_to_num((y.flatten() - low) * (bins / (high - low)), nan=-1.0)
+    index = torch.where(pos == bins, bins - 1, pos.floor()).clamp(-1, bins).long() + 1  # 0: below, bins + 1: above
+    counts = torch.zeros(bins + 2, device=y.device).scatter_add_(0, index, torch.ones_like(pos))
+    return counts[1:-1]
+
+
+class _LayerSums:
+    """One layer's running statistics over an epoch, kept on the training device: no host sync until `pack`."""
+
+    def __init__(self, bins: int) -> None:
+        self.bins, self.kind, self.hist_range = bins, "", (0.0, 0.0)
+        self.moments: Tensor | None = None  # n, mean, M2 (sum of squared deviations)
+        self.seen = False  # any batch added since the last `pack`
+
+    def add(self, y: Tensor, kind: str, hist_range: tuple[float, float]) -> None:
+        y = y.detach().float()
+        if self.moments is None:
+            self.moments = y.new_zeros(3)
+            self.counts = y.new_zeros(3)  # elements seen as a ReLU-family kind, as sigmoid/tanh; saturated elements
+            units = y.shape[1] if y.dim() > 1 else 1  # features of (B, F), channels of (B, C, H, W)
+            self.alive = torch.zeros(units, dtype=torch.bool, device=y.device)
+            self.hist = y.new_zeros(self.bins)
+        if hist_range != self.hist_range:  # first call, or the layer was swapped: restart the epoch's histogram
+            self.hist.zero_()
+        self.kind, self.hist_range, self.seen = kind, hist_range, True
+        # Merge this batch's moments into the running ones (Chan et al.), stable in float32.
+        n_b = y.numel()
+        var_b, mean_b = torch.var_mean(y, correction=0)
+        n_a, mean_a, m2_a = self.moments.unbind()
+        n, delta = n_a + n_b, mean_b - mean_a
+        self.moments = torch.stack([n, mean_a + delta * n_b / n, m2_a + var_b * n_b + delta.square() * n_a * n_b / n])
+        if kind in DEAD_KINDS:
+            self.counts[0] += n_b
+            self.alive |= y.amax(dim=[d for d in range(y.dim()) if d != 1]).reshape(-1) > 0  # (C,): any value > 0
+        if kind in SATURATED:
+            self.counts[1] += n_b
+            self.counts[2] += SATURATED[kind](y).sum()
+        self.hist += histogram(y, self.bins, *hist_range)
+
+    def pack(self) -> Tensor:
+        """Everything as one flat float tensor, then zeroed for the next epoch."""
+        packed = torch.cat([self.moments, self.counts, self.alive.float(), self.hist])
+        for tensor in (self.moments, self.counts, self.alive, self.hist):
+            tensor.zero_()
+        self.seen = False
+        return packed
+
+    def read(self, rows: np.ndarray) -> dict[str, Any]:
+        """Statistics from ``pack`` results gathered from every rank, ``rows`` of shape (ranks, size)."""
+        n, mean = rows[:, 0], rows[:, 1]
+        total = n.sum()
+        mean_all = float((n * mean).sum() / total)
+        m2 = rows[:, 2].sum() + (n * (mean - mean_all) ** 2).sum()  # Chan et al. again, across ranks
+        dead_seen, sat_seen, saturated = rows[:, 3:6].sum(0)
+        alive = rows[:, 6:-self.bins].max(0)
+        stats = {"kind": self.kind, "mean": mean_all, "std": float(np.sqrt(m2 / total))}
+        if dead_seen:
+            stats["dead_frac"] = float(1.0 - alive.mean())
+        if sat_seen:
+            stats["saturated_frac"] = float(saturated / sat_seen)
+        stats.update(hist=rows[:, -self.bins :].sum(0).tolist(), hist_range=list(self.hist_range))
+        return stats
+
+
+class ActivationStats(Callback):
+    """Per layer and epoch, statistics of the activation modules' outputs on training batches; works with any model.
+
+    The layers are the registry activation modules (``dlbasics.activations``) found through ``named_modules()``
+    when fit starts, filtered by ``kinds`` and ``pattern``. Forward hooks registered then are removed when fit
+    ends; they compute on sampled training batches only, never during validation, testing or prediction. All
+    sums stay on the training device; each epoch's end does one host transfer (an all-gather first under DDP, so
+    the statistics cover every rank's batches). Per layer and epoch, with a *unit* = one index along dim 1 (a
+    feature of ``(B, F)``, a channel of ``(B, C, H, W)``):
+
+    - ``mean``, ``std``: over all output values seen.
+    - ``dead_frac`` (relu, leaky_relu, elu, gelu, silu): fraction of units whose output was never > 0 for any
+      value seen, i.e. pre-activation <= 0 throughout (for relu: output exactly 0). The non-relu ones still pass
+      a small gradient; the number shows the units that would be dead ReLUs.
+    - ``saturated_frac`` (sigmoid, tanh): fraction of output values with sigmoid < 0.01 or > 0.99, |tanh| > 0.97.
+    - a fixed-bin histogram of the values over a fixed range per activation (``HIST_RANGES``, or ``ranges``).
+
+    Logged at each epoch's end as ``act/<layer>/<stat>``, ``<layer>`` the qualified module name, plus histograms
+    ``act/<layer>/hist`` on TensorBoard loggers if asked; when training ends, the figure ``act/over_time``
+    (``figures/activations_over_time.png``). ``history`` holds one entry per epoch::
+
+        {"epoch": 3, "step": 4, "layers": {"net.layers.1": {"kind": "tanh", "mean": 0.01, "std": 0.52,
+            "saturated_frac": 0.06, "hist": [40 counts], "hist_range": [-1.0, 1.0]}, ...}}
+
+    A layer swapped by ``ActivationSwap`` is still watched and reported under its new kind.
+
+    Args:
+        kinds: registry names of the activations to watch; None watches all but ``identity``.
+        pattern: regular expression searched in the qualified module names, e.g. ``"encoder"``; None keeps all.
+        every_n_batches: compute on every n-th training batch of each epoch (``batch_idx % n == 0``).
+        log_histograms: also add TensorBoard histograms ``act/<layer>/hist`` every epoch.
+        bins: number of histogram bins.
+        ranges: histogram ``[min, max]`` per registry name, replacing those ``HIST_RANGES`` gives, e.g.
+            ``{relu: [0, 10]}``.
+        plot: draw the activations-over-time figure when training ends.
+    """
+
+    def __init__(
+        self,
+        kinds: list[str] | None = None,
+        pattern: str | None = None,
+        every_n_batches: int = 1,
+        log_histograms: bool = False,
+        bins: int = 40,
+        ranges: dict[str, tuple[float, float]] | None = None,
+        plot: bool = True,
+    ) -> None:
+        super().__init__()
+        kinds = [kind for kind in ACTIVATIONS if kind != "identity"] if kinds is None else list(kinds)
+        self.kinds = [check_activation(kind, "kinds entry") for kind in kinds]
+        try:
+            self._regex = None if pattern is None else re.compile(pattern)
+        except re.error as err:
+            raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {err}") from None
+        for name, value in (("every_n_batches", every_n_batches), ("bins", bins)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} {value!r} must be a positive integer")
+        self.ranges = dict(HIST_RANGES)
+        for kind, (low, high) in (ranges or {}).items():
+            check_activation(kind, "ranges key")
+            if not low < high:
+                raise ValueError(f"ranges[{kind!r}] = [{low}, {high}] must have min < max")
+            self.ranges[kind] = (float(low), float(high))
+        self.pattern, self.every_n_batches, self.log_histograms = pattern, every_n_batches, log_histograms
+        self.bins, self.plot = bins, plot
+        self.history: list[dict[str, Any]] = []
+        self._sums: dict[str, _LayerSums] = {}
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._sampling = False
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(kinds=self.kinds, pattern=self.pattern)
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        found = find_activations(pl_module)
+        chosen = [(name, module) for name, module, kind in found
+                  if kind in self.kinds and (self._regex is None or self._regex.search(name))]  # fmt: skip
+        if not chosen:
+            raise ValueError(
+                f"ActivationStats found no activation of kinds {self.kinds} matching pattern {self.pattern!r} in "
+                f"{type(pl_module).__name__}; its activations are: "
+                f"{describe_activations({name: kind for name, _, kind in found})}. Change `kinds` or `pattern`."
+            )
+        self._remove_hooks()
+        self._sums = {name: _LayerSums(self.bins) for name, _ in chosen}
+        self._handles = [module.register_forward_hook(partial(self._hook, name)) for name, module in chosen]
+        if self.log_histograms and not any(isinstance(lg, TensorBoardLogger) for lg in trainer.loggers):
+            rank_zero_warn("ActivationStats(log_histograms=True) needs a TensorBoardLogger in Trainer(logger=...); "
+                           "no histograms will be written")
+
+    def _hook(self, name: str, module: nn.Module, inputs: Any, output: Any) -> None:
+        kind = activation_name(module)  # read per call: ActivationSwap may have replaced the module
+        if self._sampling and kind is not None and isinstance(output, Tensor) and output.numel():
+            self._sums[name].add(output, kind, self.ranges[kind])
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+        self._sampling = batch_idx % self.every_n_batches == 0
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
+        self._sampling = False
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        active = {name: sums for name, sums in self._sums.items() if sums.seen}
+        if not active:
+            return
+        packed = torch.cat([sums.pack() for sums in active.values()])
+        rows = trainer.strategy.all_gather(packed).reshape(trainer.world_size, -1).cpu().numpy()  # the one sync
+        sizes = [6 + sums.alive.numel() + sums.bins for sums in active.values()]
+        chunks = np.split(rows, np.cumsum(sizes)[:-1], axis=1)
+        layers = {name: sums.read(chunk) for (name, sums), chunk in zip(active.items(), chunks)}
+        self.history.append({"epoch": trainer.current_epoch, "step": trainer.global_step, "layers": layers})
+        self._log(trainer, layers)
+
+    def _log(self, trainer: Trainer, layers: dict[str, dict[str, Any]]) -> None:
+        metrics = {f"act/{name}/{stat}": value for name, stats in layers.items()
+                   for stat, value in stats.items() if isinstance(value, float)}  # fmt: skip
+        for logger in trainer.loggers:  # loggers write on rank zero only
+            logger.log_metrics(metrics, step=trainer.global_step)
+            if self.log_histograms and isinstance(logger, TensorBoardLogger):
+                for name, stats in layers.items():
+                    add_tensorboard_histogram(logger, f"act/{name}/hist", stats, trainer.global_step)
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.plot and self.history and trainer.is_global_zero:
+            fig = activations_over_time_figure(self.history)
+            publish_figure(trainer, fig, "act/over_time", "activations_over_time")
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self._remove_hooks()
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        self._remove_hooks()
+
+    def _remove_hooks(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        self._sampling = False
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history}  # plain values: loads with torch.load(weights_only=True)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = state_dict["history"]
+

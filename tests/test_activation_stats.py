@@ -1,0 +1,162 @@
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from dlbasics.callbacks.activation_stats import ActivationStats, histogram
+from dlbasics.callbacks.activation_swap import ActivationSwap, Swap
+from dlbasics.models.components.mlp import MLP
+
+
+class Frozen(L.LightningModule):
+    """Any LightningModule around ``net``, trained with lr 0 so the activations are the same every epoch."""
+
+    def __init__(self, net: nn.Module, lr: float = 0.0) -> None:
+        super().__init__()
+        self.net, self.lr = net, lr
+
+    def training_step(self, batch, batch_idx):
+        return self.net(batch[0]).square().mean()
+
+    def validation_step(self, batch, batch_idx):
+        self.net(batch[0] * 100.0)  # would change every statistic if validation were counted
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.lr)
+
+
+def loader(x, batch_size=None):
+    return DataLoader(TensorDataset(x), batch_size=batch_size or len(x))
+
+
+def linear(weight, bias):
+    layer = nn.Linear(len(weight[0]), len(weight))
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor(weight, dtype=torch.float32))
+        layer.bias.copy_(torch.tensor(bias, dtype=torch.float32))
+    return layer
+
+
+def fit(make_trainer, net, x, stats, batch_size=None, **trainer_args):
+    """Fit ``net`` on ``x`` with ``stats``; the validation batches (x * 100) must not count."""
+    model = Frozen(net)
+    trainer = make_trainer(**{"max_epochs": 2, "callbacks": [stats], **trainer_args})
+    trainer.fit(model, loader(x, batch_size), loader(x))
+    return model
+
+
+def test_dead_units_are_counted(make_trainer):
+    # Inputs are positive, so units 3 and 4 (negative weights and bias) are negative for every input: 2 of 5 dead.
+    net = nn.Sequential(linear([[1, 1], [1, 0], [0, 1], [-1, -1], [-2, 0]], [0.1, 0.1, 0.1, -0.1, -0.1]), nn.ReLU())
+    stats = ActivationStats()
+    fit(make_trainer, net, torch.rand(64, 2), stats, batch_size=16)
+    assert [entry["layers"]["net.1"]["dead_frac"] for entry in stats.history] == [pytest.approx(0.4)] * 2
+    assert "saturated_frac" not in stats.history[0]["layers"]["net.1"]
+
+
+def test_dead_channels_of_a_conv_layer(make_trainer):
+    conv = nn.Conv2d(1, 4, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.fill_(0.1)
+        conv.weight[2].fill_(-0.1)  # channel 2 is negative for positive images
+        conv.bias.zero_()
+    stats = ActivationStats()
+    fit(make_trainer, nn.Sequential(conv, nn.LeakyReLU()), torch.rand(8, 1, 6, 6) + 0.1, stats, max_epochs=1)
+    assert stats.history[0]["layers"]["net.1"]["dead_frac"] == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize(("activation", "saturated"), [
+    (nn.Tanh(), lambda y: y.abs() > 0.97),
+    (nn.Sigmoid(), lambda y: (y < 0.01) | (y > 0.99)),
+])  # fmt: skip
+def test_saturated_fraction_mean_and_std_match_a_direct_computation(make_trainer, activation, saturated):
+    x = torch.linspace(-6, 6, 101)[:, None]
+    layer = linear([[1.0], [0.5], [2.0]], [0.0, 1.0, -1.0])
+    stats = ActivationStats(every_n_batches=1)
+    fit(make_trainer, nn.Sequential(layer, activation), x, stats, batch_size=32)
+    with torch.no_grad():
+        y = activation(layer(x))  # the same values, seen over 4 uneven batches
+    got = stats.history[-1]["layers"]["net.1"]
+    assert got["saturated_frac"] == pytest.approx(saturated(y).float().mean().item(), abs=1e-6)
+    assert 0.2 < got["saturated_frac"] < 0.8
+    assert got["mean"] == pytest.approx(y.mean().item(), abs=1e-6)
+    assert got["std"] == pytest.approx(y.std(correction=0).item(), rel=1e-5)
+    assert sum(got["hist"]) == y.numel()
+
+
+def test_every_n_batches_samples_the_first_of_each_n(make_trainer):
+    x = torch.arange(40.0)[:, None] / 10
+    stats = ActivationStats(every_n_batches=2)
+    fit(make_trainer, nn.Sequential(linear([[1.0]], [0.0]), nn.Tanh()), x, stats, batch_size=10, max_epochs=1)
+    sampled = torch.tanh(torch.cat([x[0:10], x[20:30]]))  # batches 0 and 2 of 0..3
+    assert stats.history[0]["layers"]["net.1"]["mean"] == pytest.approx(sampled.mean().item(), abs=1e-6)
+
+
+def test_histogram_matches_histc():
+    y = torch.randn(1000) * 0.7
+    y[:3] = torch.tensor([-1.0, 1.0, 5.0])  # both edges count, like histc; outside values count nowhere
+    assert torch.equal(histogram(y, 40, -1.0, 1.0), torch.histc(y, 40, -1.0, 1.0))
+
+
+def test_hooks_removed_logged_to_tensorboard_and_figure_written(make_trainer, tmp_path):
+    logger = TensorBoardLogger(tmp_path, name="tb")
+    net = MLP(2, [8, 8], 2, "tanh")
+    stats = ActivationStats(log_histograms=True)
+    fit(make_trainer, net, torch.randn(50, 2), stats, max_epochs=3, logger=logger)
+    assert all(not module._forward_hooks for module in net.modules())
+    events = EventAccumulator(logger.log_dir).Reload()
+    for layer in ("net.layers.1", "net.layers.3"):
+        means = events.Scalars(f"act/{layer}/mean")
+        assert [(e.step, e.value) for e in means] == [
+            (h["step"], pytest.approx(h["layers"][layer]["mean"])) for h in stats.history]
+        assert {f"act/{layer}/std", f"act/{layer}/saturated_frac"} <= set(events.Tags()["scalars"])
+        assert f"act/{layer}/hist" in events.Tags()["histograms"]
+    assert (tmp_path / "tb" / "version_0" / "figures" / "activations_over_time.png").stat().st_size > 10_000
+    assert "act/over_time" in events.Tags()["images"]
+
+
+def test_swapped_layers_are_still_watched(make_trainer):
+    net = MLP(2, [16], 2, "tanh")
+    stats = ActivationStats()
+    swap = ActivationSwap([Swap("relu", at_epoch=2)])
+    model = Frozen(net, lr=0.05)
+    x = torch.randn(64, 2)
+    make_trainer(max_epochs=4, callbacks=[stats, swap]).fit(model, loader(x), loader(x))
+    layer = [entry["layers"]["net.layers.1"] for entry in stats.history]
+    assert [entry["kind"] for entry in layer] == ["tanh", "tanh", "relu", "relu"]
+    assert "saturated_frac" in layer[1] and "dead_frac" in layer[2]
+    assert [entry["hist_range"] for entry in layer] == [[-1.0, 1.0]] * 2 + [[0.0, 4.0]] * 2
+    assert not net.layers[1]._forward_hooks
+
+
+def test_history_is_checkpointed_as_plain_values(make_trainer, tmp_path):
+    stats = ActivationStats(pattern="layers\\.3")
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, filename="last")
+    fit(make_trainer, MLP(2, [4, 4], 2, "relu"), torch.randn(20, 2), stats, enable_checkpointing=True,
+        callbacks=[stats, checkpoint])
+    saved = torch.load(tmp_path / "last.ckpt", weights_only=True)["callbacks"][stats.state_key]
+    assert saved["history"] == stats.history and list(saved["history"][0]["layers"]) == ["net.layers.3"]
+
+
+def test_no_matching_layer_is_refused_with_the_layers_found(make_trainer):
+    with pytest.raises(ValueError, match=r"no activation of kinds \['relu'\] matching pattern 'enc' .* "
+                                         r"net.layers.1: tanh, net.layers.3: tanh. Change `kinds` or `pattern`"):
+        fit(make_trainer, MLP(2, [4, 4], 2, "tanh"), torch.randn(8, 2), ActivationStats(kinds=["relu"], pattern="enc"))
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"kinds": ["rleu"]}, "kinds entry 'rleu' is not one of"),
+    ({"pattern": "["}, "pattern '[' is not a valid regular expression"),
+    ({"every_n_batches": 0}, "every_n_batches 0 must be a positive integer"),
+    ({"bins": 2.5}, "bins 2.5 must be a positive integer"),
+    ({"ranges": {"relu": (3.0, 1.0)}}, "ranges['relu'] = [3.0, 1.0] must have min < max"),
+    ({"ranges": {"prelu": (0.0, 1.0)}}, "ranges key 'prelu' is not one of"),
+])  # fmt: skip
+def test_bad_arguments_are_refused(kwargs, message):
+    with pytest.raises(ValueError) as error:
+        ActivationStats(**kwargs)
+    assert message in str(error.value)
