@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 from lightning.pytorch.cli import LightningCLI
@@ -30,10 +31,14 @@ class DLBasicsCLI(LightningCLI):
         rank_zero_info(f"Logs: {self.trainer.log_dir}  (view with: tensorboard --logdir lightning_logs)")
 
 
+def hide_lightning_noise() -> None:
+    """Silence a warning Lightning 2.6 raises about its own pytree use with torch >= 2.10 on every run."""
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
 def cli_main(args: list[str] | None = None) -> DLBasicsCLI:
     """Run ``dlbasics fit|validate|test|predict``; ``args`` replaces ``sys.argv[1:]`` (for tests)."""
-    # Lightning 2.6 with torch >= 2.10 warns about its own pytree use on every run; nothing a user can act on.
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    hide_lightning_noise()
     return DLBasicsCLI(
         System,
         TensorDataModule,
@@ -45,5 +50,9 @@ def cli_main(args: list[str] | None = None) -> DLBasicsCLI:
 
 
 def main() -> None:
-    """Console-script entry point (returns nothing, so the exit status stays 0 on success)."""
+    """Console-script entry point: ``dlbasics lesson ...`` or a LightningCLI subcommand."""
+    if sys.argv[1:2] == ["lesson"]:
+        from dlbasics.lessons.cli import lesson_main  # imported here: the Lightning subcommands don't need it
+
+        sys.exit(lesson_main(sys.argv[2:]))
     cli_main()

@@ -19,6 +19,13 @@ def figure_dir(trainer: Trainer) -> Path:
     return Path(trainer.log_dir or trainer.default_root_dir) / "figures"
 
 
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Write ``fig`` as a PNG at ``path``, creating the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    return path
+
+
 def publish_figure(trainer: Trainer, fig: Figure, tag: str, filename: str) -> Path | None:
     """Save ``fig`` to ``figures/<filename>.png`` in the run folder and add it to every TensorBoard logger.
 
@@ -33,9 +40,7 @@ def publish_figure(trainer: Trainer, fig: Figure, tag: str, filename: str) -> Pa
     """
     if not trainer.is_global_zero:
         return None
-    path = figure_dir(trainer) / f"{filename}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    path = save_figure(fig, figure_dir(trainer) / f"{filename}.png")
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.experiment.add_figure(tag, fig, global_step=trainer.global_step, close=False)

@@ -1,0 +1,30 @@
+"""The lessons of shared/LESSONS.md, each a set of Lightning runs with comparison figures and a summary."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """A lesson: its command name, its code in LESSONS.md, and the module whose ``run(ctx)`` reruns it."""
+
+    name: str
+    code: str
+    title: str
+    module: str
+
+    def load(self):  # noqa: ANN201 (a module with run(ctx))
+        return importlib.import_module(f"dlbasics.lessons.{self.module}")
+
+
+LESSONS: dict[str, Lesson] = {lesson.name: lesson for lesson in (
+    Lesson("activations", "L1", "Activation functions", "activations"),
+    Lesson("backprop", "L2", "Backpropagation and vanishing gradients", "backprop_lesson"),
+    Lesson("overfitting", "L3", "Overfitting and underfitting", "overfitting"),
+    Lesson("dropout", "L4", "Dropout and weight decay", "dropout"),
+    Lesson("regularization", "L5", "Regularization in the training loop", "regularization"),
+    Lesson("mnist", "L6", "MNIST with a shallow net", "mnist"),
+    Lesson("basics", "L7", "Basic deep learning: moons MLP and MNIST CNN", "basics"),
+)}

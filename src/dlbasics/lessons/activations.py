@@ -1,0 +1,83 @@
+"""L1 Activation functions: shapes and derivatives, training per activation, gradients, a mid-training swap."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+
+from dlbasics.activation_plot import activation_functions_figure
+from dlbasics.callbacks import ActivationStats, ActivationSwap, GradientFlowMonitor, Swap
+from dlbasics.data import Toy2DDataModule
+from dlbasics.lessons.context import LessonContext
+from dlbasics.lessons.plots import lines_figure, overlay_curves
+from dlbasics.lessons.runner import RunResult, Variant
+from dlbasics.models import Classifier
+
+TITLE = "L1 Activation functions"
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu")
+FIRST_LAYER = "network.layers.0"  # the first Linear of the MLP
+
+
+def tiny_net(ctx: LessonContext, name: str, activation: str, epochs: int, callbacks: list) -> Variant:
+    """The same 2 -> 8 -> 2 net on the linear task (N=100, all for training), Adam lr 0.08, full batch."""
+    data = Toy2DDataModule(boundary="linear", n_samples=100, batch_size="full", seed=ctx.seed)
+    return Variant(name, lambda: Classifier(input_shape=(2,), num_outputs=2, hidden_sizes=[8], activation=activation,
+                                            optimizer=partial(torch.optim.Adam, lr=0.08)),
+                   data, epochs, callbacks=callbacks)
+
+
+def monitors(result: RunResult) -> tuple[GradientFlowMonitor, ActivationStats]:
+    grads = next(c for c in result.callbacks if isinstance(c, GradientFlowMonitor))
+    stats = next(c for c in result.callbacks if isinstance(c, ActivationStats))
+    return grads, stats
+
+
+def unit_fraction(stats: ActivationStats, key: str) -> list[float]:
+    """Per epoch, the hidden activation layer's fraction of dead (or saturated) units; [] if not defined."""
+    values = []
+    for entry in stats.history:
+        (layer,) = entry["layers"].values()  # one hidden activation
+        if key in layer:
+            values.append(layer[key])
+    return values
+
+
+def run(ctx: LessonContext) -> None:
+    report = ctx.report
+    ctx.figure(activation_functions_figure(ACTIVATIONS, negative_slope=0.1), "l1a_activations_and_derivatives")
+
+    runs = {act: ctx.run(tiny_net(ctx, act, act, ctx.epochs(80), [GradientFlowMonitor(plot_every_n_epochs=0),
+                                                                 ActivationStats(plot=False)]))
+            for act in ACTIVATIONS}
+    ctx.figure(overlay_curves(list(runs.values()), ["train/loss"], "L1.b loss per activation (same initial weights)"),
+               "l1b_loss_curves")
+    first_grads = {act: monitors(r)[0].series("mean_abs")[FIRST_LAYER] for act, r in runs.items()}
+    ctx.figure(lines_figure({"first layer mean |grad|": first_grads}, "L1.c first-layer gradient per activation",
+                            log_y=True), "l1c_first_layer_gradients")
+    dead = {act: unit_fraction(monitors(r)[1], "dead_frac") for act, r in runs.items()}
+    saturated = {act: unit_fraction(monitors(r)[1], "saturated_frac") for act, r in runs.items()}
+    ctx.figure(lines_figure({"dead units (ReLU family)": {a: v for a, v in dead.items() if v},
+                             "saturated outputs (sigmoid, tanh)": {a: v for a, v in saturated.items() if v}},
+                            "L1 extension: dead and saturated units", ylabel="fraction"), "l1_dead_and_saturated")
+    for act, result in runs.items():
+        grads = first_grads[act]
+        report.add("L1.b-c per activation", act, final_train_loss=result.last("train/loss"),
+                   final_train_acc=result.last("train/acc"), first_layer_grad_mean=sum(grads) / len(grads),
+                   dead_frac=dead[act][-1] if dead[act] else "-",
+                   saturated_frac=saturated[act][-1] if saturated[act] else "-")
+
+    swap_epoch, epochs = 35, 60
+    if ctx.fast:
+        swap_epoch, epochs = 4, 8
+    swapped = ctx.run(tiny_net(ctx, "swap_tanh_to_relu", "tanh", epochs,
+                               [ActivationSwap([Swap(to="relu", at_epoch=swap_epoch, from_kind="tanh")])]))
+    loss = swapped.curves["train/loss"]
+    ctx.figure(overlay_curves([swapped], ["train/loss"], f"L1.d tanh for {swap_epoch} epochs, then ReLU",
+                              marks={swap_epoch: "tanh -> relu"}), "l1d_activation_swap")
+    report.add("L1.d activation swap", "tanh -> relu", loss_before_swap=loss[swap_epoch - 1],
+               loss_at_swap=loss[swap_epoch], final_loss=loss[-1])
+
+    report.key.update({f"first-layer mean |grad|, {act}": report.tables["L1.b-c per activation"][act][
+        "first_layer_grad_mean"] for act in ACTIVATIONS})
+    report.key.update({"loss before / at the swap": f"{loss[swap_epoch - 1]:.4f} / {loss[swap_epoch]:.4f}"})

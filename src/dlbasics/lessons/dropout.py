@@ -1,0 +1,81 @@
+"""L4 Dropout and weight decay: DropNet on the quadratic task, and the notebook's moons variant."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+
+from dlbasics.data import MoonsDataModule, Toy2DDataModule
+from dlbasics.lessons.context import LessonContext
+from dlbasics.lessons.plots import overlay_curves, sweep_plot
+from dlbasics.lessons.runner import RunResult, Variant
+from dlbasics.models import Classifier
+
+TITLE = "L4 Dropout and weight decay"
+RATES = (0.0, 0.3, 0.5, 0.7)
+
+
+def dropnet_variant(ctx: LessonContext, name: str, dropout: float, weight_decay: float = 0.0) -> Variant:
+    """DropNet 2 -> 32 -> 32 -> 2 ReLU, dropout after each hidden layer, Adam lr 0.08, 80 full-batch epochs."""
+    data = Toy2DDataModule(boundary="quadratic", n_samples=200, val_fraction=0.3, batch_size="full", seed=ctx.seed)
+    optimizer = partial(torch.optim.Adam, lr=0.08, weight_decay=weight_decay)
+    return Variant(name, lambda: Classifier(input_shape=(2,), num_outputs=2, hidden_sizes=[32, 32],
+                                            dropout=dropout, optimizer=optimizer),
+                   data, ctx.epochs(80))
+
+
+def gap(result: RunResult) -> float:
+    """Train minus validation accuracy, each averaged over the last 10 epochs."""
+    return result.tail_mean("train/acc") - result.tail_mean("val/acc")
+
+
+def run(ctx: LessonContext) -> None:
+    report = ctx.report
+    by_rate = {rate: ctx.run(dropnet_variant(ctx, f"dropout_{rate}", rate)) for rate in RATES}
+    with_wd = ctx.run(dropnet_variant(ctx, "dropout_0.5_wd_0.02", 0.5, weight_decay=0.02))
+    plain, dropped = by_rate[0.0], by_rate[0.5]
+
+    ctx.figure(overlay_curves([dropped], ["train/acc", "val/acc"], "L4.a DropNet, dropout 0.5"), "l4a_dropout")
+    ctx.figure(overlay_curves([with_wd], ["train/acc", "val/acc"], "L4.b dropout 0.5 + weight decay 0.02"),
+               "l4b_dropout_weight_decay")
+    trio = [plain, dropped, with_wd]
+    ctx.figure(overlay_curves(trio, ["train/acc", "val/acc"], "L4.c none vs dropout vs dropout + weight decay"),
+               "l4c_regularisation")
+    for result in trio:
+        report.add("L4.a-c regularisation (quadratic task)", result.name, train_acc=result.last("train/acc"),
+                   val_acc=result.last("val/acc"), gap=gap(result), best_val_acc=max(result.curves["val/acc"]))
+
+    rates = list(by_rate.values())
+    ctx.figure(overlay_curves(rates, ["val/acc"], "L4.d validation accuracy by dropout rate"), "l4d_dropout_rates")
+    ctx.figure(sweep_plot(RATES, {"val acc (mean of last 10 epochs)": [r.tail_mean("val/acc") for r in rates],
+                                  "train acc (mean of last 10 epochs)": [r.tail_mean("train/acc") for r in rates]},
+                          "L4.d accuracy vs dropout rate", "dropout rate", "accuracy"), "l4d_sweep")
+    for rate, result in by_rate.items():
+        report.add("L4.d dropout rate sweep", f"p={rate}", val_acc=result.last("val/acc"),
+                   val_acc_last10=result.tail_mean("val/acc"), train_acc_last10=result.tail_mean("train/acc"))
+
+    moons = [ctx.run(moons_variant(ctx, "moons_plain", dropout=0.0, weight_decay=None)),
+             ctx.run(moons_variant(ctx, "moons_dropout_adamw", dropout=0.2, weight_decay=1e-3))]
+    ctx.figure(overlay_curves(moons, ["val/loss", "val/acc"],
+                              "L4 moons: plain vs dropout 0.2 + AdamW 1e-3 (val = the 25% test split)"), "l4_moons")
+    for result in moons:
+        report.add("L4 moons variant", result.name, test_loss=result.last("test/loss"),
+                   test_acc=result.last("test/acc"), train_loss=result.last("train/loss"))
+
+    report.key.update({f"val acc (last 10 epochs), dropout {rate}": by_rate[rate].tail_mean("val/acc")
+                       for rate in RATES})
+    report.key.update({"train-val gap, none": gap(plain), "train-val gap, dropout 0.5": gap(dropped),
+                       "train-val gap, dropout 0.5 + wd 0.02": gap(with_wd)})
+    report.notes.append("Dropout makes the accuracy curves noisy; the sweep compares means over the last 10 "
+                        "epochs. Train accuracy is measured with dropout active, as logged during training.")
+
+
+def moons_variant(ctx: LessonContext, name: str, dropout: float, weight_decay: float | None) -> Variant:
+    """The notebook's moons MLP 64-64, 25 epochs, batch 64; evaluated on the stratified 25% test split."""
+    data = MoonsDataModule(n_samples=2000, noise=0.25, test_fraction=0.25, batch_size=64, seed=ctx.seed)
+    optimizer = (partial(torch.optim.Adam, lr=1e-3) if weight_decay is None
+                 else partial(torch.optim.AdamW, lr=1e-3, weight_decay=weight_decay))
+    # No separate validation split: validation runs on the test split each epoch, as in the notebook.
+    return Variant(name, lambda: Classifier(input_shape=(2,), num_outputs=2, hidden_sizes=[64, 64],
+                                            dropout=dropout, optimizer=optimizer), data, ctx.epochs(25), test=True)
