@@ -17,7 +17,7 @@ def make_trainer(tmp_path):
 
 @pytest.fixture
 def fake_mnist(tmp_path, monkeypatch):
-    """A small MNIST-format data_dir (600 train, 100 test digits) that passes the checksum check."""
+    """A small MNIST-format data_dir (6000 train, 1000 test random digits) that passes the checksum check."""
     import hashlib
 
     import torch
@@ -27,11 +27,11 @@ def fake_mnist(tmp_path, monkeypatch):
     raw = mnist_files.raw_dir(tmp_path / "mnist_data")
     raw.mkdir(parents=True)
     generator = torch.Generator().manual_seed(0)
-    for prefix, n in (("train", 600), ("t10k", 100)):
+    for prefix, n in (("train", 6000), ("t10k", 1000)):
         mnist_files.write_idx(raw / f"{prefix}-images-idx3-ubyte",
                               torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=generator))
         mnist_files.write_idx(raw / f"{prefix}-labels-idx1-ubyte",
-                              torch.arange(n, dtype=torch.uint8) % 10)
+                              (torch.arange(n) % 10).to(torch.uint8))
     table = {p.name: (hashlib.md5(p.read_bytes()).hexdigest(), p.stat().st_size) for p in raw.iterdir()}
     monkeypatch.setattr(mnist_files, "RAW_FILES", table)
     return tmp_path / "mnist_data"

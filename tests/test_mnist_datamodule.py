@@ -11,9 +11,9 @@ def test_splits_are_uint8_images_with_a_seeded_validation_split(fake_mnist):
     dm.prepare_data()
     dm.setup()
     shapes = {name: (tuple(x.shape), x.dtype, y.dtype) for name, (x, y) in dm.splits.items()}
-    assert shapes == {"train": ((500, 1, 28, 28), torch.uint8, torch.int64),
+    assert shapes == {"train": ((5900, 1, 28, 28), torch.uint8, torch.int64),
                       "val": ((100, 1, 28, 28), torch.uint8, torch.int64),
-                      "test": ((100, 1, 28, 28), torch.uint8, torch.int64)}
+                      "test": ((1000, 1, 28, 28), torch.uint8, torch.int64)}
     again = MNISTDataModule(data_dir=fake_mnist, val_size=100, seed=1).split("val")[0]
     other = MNISTDataModule(data_dir=fake_mnist, val_size=100, seed=2).split("val")[0]
     assert torch.equal(dm.split("val")[0], again) and not torch.equal(again, other)

@@ -27,6 +27,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("lightning_logs"), help="output folder (default: lightning_logs)")
     p.add_argument("--seed", type=int, default=0, help="seed of every run (default: 0)")
     p.add_argument("--fast", action="store_true", help="a tenth of each budget, for a quick look")
+    p.add_argument("--data-dir", type=Path, default=Path("data"), help="data sets folder (default: data)")
     p.add_argument("--accelerator", default="cpu", help="Lightning accelerator for the runs (default: cpu)")
     return p
 
@@ -59,7 +60,8 @@ def lesson_main(argv: list[str] | None = None) -> int:
         module = lesson.load()
         if rest:  # backprop with the user's own numbers: only the computation by hand
             return module.by_hand_cli(rest)
-        ctx = LessonContext(name, args.out, seed=args.seed, fast=args.fast, accelerator=args.accelerator)
+        ctx = LessonContext(name, args.out, seed=args.seed, fast=args.fast, accelerator=args.accelerator,
+                            data_dir=args.data_dir)
         print(f"== {lesson.code} {lesson.title}: running ...", flush=True)
         start = time.perf_counter()
         module.run(ctx)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,12 @@ class LessonContext:
         seed: seed of every variant (the same seed for each, so same architectures start alike).
         fast: shrink every budget for a quick look (and for tests).
         accelerator: Lightning accelerator of the runs.
+        data_dir: folder of downloaded data sets (MNIST).
     """
 
-    def __init__(self, name: str, out: Path, seed: int = 0, fast: bool = False, accelerator: str = "cpu") -> None:
-        self.name, self.seed, self.fast, self.accelerator = name, seed, fast, accelerator
+    def __init__(self, name: str, out: Path, seed: int = 0, fast: bool = False, accelerator: str = "cpu",
+                 data_dir: Path = Path("data")) -> None:
+        self.name, self.seed, self.fast, self.accelerator, self.data_dir = name, seed, fast, accelerator, data_dir
         self.dir = next_version(Path(out) / f"lesson_{name}")
         self.report = Report()
         self.figures: list[Path] = []
@@ -54,6 +57,17 @@ class LessonContext:
     def figure(self, fig: Figure, filename: str) -> Path:
         """Save a comparison figure as ``figures/<filename>.png`` in the lesson folder."""
         path = save_figure(fig, self.dir / "figures" / f"{filename}.png")
+        self.figures.append(path)
+        return path
+
+    def adopt(self, result: RunResult, prefix: str, filename: str) -> Path | None:
+        """Copy the newest figure a run's callback saved (``figures/<prefix>*.png``) into the lesson's figures."""
+        found = sorted((result.log_dir / "figures").glob(f"{prefix}*.png"), key=lambda p: p.stat().st_mtime)
+        if not found:
+            return None
+        path = self.dir / "figures" / f"{filename}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(found[-1], path)
         self.figures.append(path)
         return path
 
