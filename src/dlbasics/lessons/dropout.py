@@ -36,9 +36,10 @@ def run(ctx: LessonContext) -> None:
     with_wd = ctx.run(dropnet_variant(ctx, "dropout_0.5_wd_0.02", 0.5, weight_decay=0.02))
     plain, dropped = by_rate[0.0], by_rate[0.5]
 
-    ctx.figure(overlay_curves([dropped], ["train/acc", "val/acc"], "L4.a DropNet, dropout 0.5"), "l4a_dropout")
-    ctx.figure(overlay_curves([with_wd], ["train/acc", "val/acc"], "L4.b dropout 0.5 + weight decay 0.02"),
-               "l4b_dropout_weight_decay")
+    ctx.figure(overlay_curves([dropped], ["train/acc", "val/acc"], "L4.a DropNet, dropout 0.5", one_panel=True),
+               "l4a_dropout")
+    ctx.figure(overlay_curves([with_wd], ["train/acc", "val/acc"], "L4.b dropout 0.5 + weight decay 0.02",
+                              one_panel=True), "l4b_dropout_weight_decay")
     trio = [plain, dropped, with_wd]
     ctx.figure(overlay_curves(trio, ["train/acc", "val/acc"], "L4.c none vs dropout vs dropout + weight decay"),
                "l4c_regularisation")

@@ -46,12 +46,12 @@ def run(ctx: LessonContext) -> None:
     report = ctx.report
     base = ctx.run(sine_net(ctx, "train20_noise0.2"))
     ctx.figure(overlay_curves([base], ["train/loss", "val/loss"], "L3.a 20 training points vs 100 test points",
-                              log_y=True), "l3a_loss_curves")
+                              log_y=True, one_panel=True), "l3a_loss_curves")
 
     noisy = {wd: ctx.run(sine_net(ctx, f"noise1.0_wd{wd}", noise_std=1.0, weight_decay=wd)) for wd in WEIGHT_DECAYS}
     plain = noisy[0.0]
-    ctx.figure(overlay_curves([plain], ["train/loss", "val/loss"], "L3.b training noise std 1.0", log_y=True),
-               "l3b_noisy_loss_curves")
+    ctx.figure(overlay_curves([plain], ["train/loss", "val/loss"], "L3.b training noise std 1.0", log_y=True,
+                              one_panel=True), "l3b_noisy_loss_curves")
     ctx.figure(fit_figure(fit_of(plain).last, "L3.b fit to 20 points with noise std 1.0"), "l3b_noisy_fit")
     ctx.figure(overlay_curves(list(noisy.values()), ["val/loss"], "L3.c weight decay on the noisy set", log_y=True),
                "l3c_weight_decay")
@@ -67,9 +67,12 @@ def run(ctx: LessonContext) -> None:
         report.add("L3.d hidden width", f"width {width}", train_r2=result.last("train/r2"),
                    test_r2=result.last("test/r2"), test_loss=result.last("test/loss"))
 
+    report.notes.append(
+        "With training noise std 1.0 the training loss contains the noise variance (about 1.0) while the test "
+        "points keep noise std 0.2, so test loss falls below training loss; the test loss (and R^2) is the "
+        "measure of generalisation there: weight decay lowers it.")
     report.key.update({
         "train/test loss, 20 points noise 0.2": f"{base.last('train/loss'):.4f} / {base.last('test/loss'):.4f}",
-        "test-train gap, noise 1.0, no weight decay": gap(plain),
-        "test-train gap, noise 1.0, weight decay 0.1": gap(noisy[0.1]),
+        **{f"test loss, train noise 1.0, weight decay {wd}": r.last("test/loss") for wd, r in noisy.items()},
         **{f"test R^2, width {w}": r.last("test/r2") for w, r in widths.items()},
     })

@@ -40,9 +40,16 @@ def lines_figure(panels: dict[str, dict[str, Sequence[float]]], title: str, ylab
 
 
 def overlay_curves(results: Sequence[RunResult], metrics: Sequence[str], title: str, log_y: bool = False,
-                   marks: dict[int, str] | None = None) -> Figure:
-    """One panel per metric (e.g. ``["train/loss", "val/loss"]``), one line per run."""
-    panels = {metric: {r.name: r.curves[metric] for r in results if metric in r.curves} for metric in metrics}
+                   marks: dict[int, str] | None = None, one_panel: bool = False) -> Figure:
+    """One panel per metric (e.g. ``["train/loss", "val/loss"]``), one line per run.
+
+    With ``one_panel`` every run's metrics share one axes (lines "run: metric"), to show a train/val gap.
+    """
+    if one_panel:
+        lines = {f"{r.name}: {m}": r.curves[m] for r in results for m in metrics if m in r.curves}
+        panels = {" vs ".join(metrics): lines}
+    else:
+        panels = {metric: {r.name: r.curves[metric] for r in results if metric in r.curves} for metric in metrics}
     return lines_figure(panels, title, log_y=log_y, marks=marks)
 
 

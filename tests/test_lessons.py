@@ -1,0 +1,91 @@
+"""`dlbasics lesson`: every lesson runs and writes its figures and summary; each shows its phenomenon."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dlbasics.lessons import LESSONS
+from dlbasics.lessons.cli import lesson_main
+
+
+def run_lesson(tmp_path: Path, name: str, *extra: str) -> dict:
+    assert lesson_main([name, "--out", str(tmp_path / "out"), *extra]) == 0
+    (folder,) = (tmp_path / "out" / f"lesson_{name}").glob("version_*")
+    summary = json.loads((folder / "summary.json").read_text())
+    assert (folder / "summary.md").read_text().startswith(f"# {LESSONS[name].code}")
+    for figure in summary["figures"]:
+        assert (folder / "figures" / figure).stat().st_size > 5000, figure  # a real picture, not an empty canvas
+    return summary
+
+
+def test_list_names_every_lesson(capsys):
+    assert lesson_main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for name, lesson in LESSONS.items():
+        assert name in out and lesson.code in out
+
+
+@pytest.mark.parametrize("argv", [["nope"], [], ["dropout", "--x", "1"]])
+def test_bad_lesson_requests_exit_2_and_write_nothing(argv, tmp_path, capsys):
+    assert lesson_main([*argv, "--out", str(tmp_path / "out")]) == 2
+    assert "dlbasics lesson:" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_backprop_by_hand_with_the_users_numbers(capsys):
+    argv = ["backprop", "--x", "2", "1", "--w1", "0.2", "-0.3", "0.5", "0.4", "--w2", "0.6", "-0.7", "--y", "0"]
+    assert lesson_main(argv) == 0
+    assert "agree within 1e-06: yes" in capsys.readouterr().out
+    assert lesson_main(["backprop", "--x", "2", "1"]) == 2
+
+
+@pytest.mark.parametrize("name", [n for n in LESSONS if n not in ("mnist", "basics")])
+def test_every_small_lesson_runs_fast(name, tmp_path):
+    summary = run_lesson(tmp_path, name, "--fast")
+    assert summary["fast"] and summary["key"] and summary["figures"]
+
+
+@pytest.mark.parametrize("name", ["mnist", "basics"])
+def test_mnist_lessons_run_fast_on_small_data(name, tmp_path, fake_mnist):
+    summary = run_lesson(tmp_path, name, "--fast", "--data-dir", str(fake_mnist))
+    assert len(summary["figures"]) >= 3
+
+
+def test_backprop_phenomena(tmp_path):
+    summary = run_lesson(tmp_path, "backprop")
+    key = summary["key"]
+    assert key["L2.a max |hand - autograd|, worked"] < 1e-6 and key["L2.a max |hand - autograd|, exercise"] < 1e-6
+    assert key["L2.c first-layer |grad| sigmoid / relu"] < 0.1
+    assert key["L2.c first/last hidden |grad|, sigmoid"] < 0.1
+
+
+def test_activation_phenomena(tmp_path):
+    tables = run_lesson(tmp_path, "activations")["tables"]
+    per_act = tables["L1.b-c per activation"]
+    assert per_act["sigmoid"]["first_layer_grad_mean"] < per_act["relu"]["first_layer_grad_mean"]
+    swap = tables["L1.d activation swap"]["tanh -> relu"]
+    assert swap["loss_at_swap"] > 1.5 * swap["loss_before_swap"]
+
+
+def test_overfitting_phenomena(tmp_path):
+    tables = run_lesson(tmp_path, "overfitting")["tables"]
+    runs = tables["L3.a-c train vs test"]
+    assert runs["train20_noise0.2"]["train_loss"] < runs["train20_noise0.2"]["test_loss"]
+    # Weight decay on the noisy set: better on unseen points, worse on the training points it would chase.
+    assert runs["noise1.0_wd0.1"]["test_loss"] < runs["noise1.0_wd0.0"]["test_loss"]
+    assert runs["noise1.0_wd0.1"]["train_loss"] > runs["noise1.0_wd0.0"]["train_loss"]
+    widths = tables["L3.d hidden width"]
+    assert widths["width 2"]["test_r2"] < widths["width 32"]["test_r2"]  # too small a model underfits
+
+
+def test_dropout_phenomena(tmp_path):
+    tables = run_lesson(tmp_path, "dropout")["tables"]
+    sweep = tables["L4.d dropout rate sweep"]
+    assert sweep["p=0.7"]["val_acc_last10"] < sweep["p=0.3"]["val_acc_last10"]
+
+
+@pytest.mark.slow
+def test_regularization_phenomena(tmp_path):
+    runs = run_lesson(tmp_path, "regularization")["tables"]["L5 variants"]
+    assert runs["weight_decay_1.0"]["test_mse"] > runs["weight_decay_0.01"]["test_mse"]  # too strong: underfits
