@@ -63,7 +63,9 @@ def test_backprop_phenomena(tmp_path):
 def test_activation_phenomena(tmp_path):
     tables = run_lesson(tmp_path, "activations")["tables"]
     per_act = tables["L1.b-c per activation"]
-    assert per_act["sigmoid"]["first_layer_grad_mean"] < per_act["relu"]["first_layer_grad_mean"]
+    # Saturating sigmoid passes back the smallest gradients while the network is still learning.
+    for other in ("tanh", "relu", "leaky_relu"):
+        assert per_act["sigmoid"]["first_layer_grad_epoch0"] < 0.5 * per_act[other]["first_layer_grad_epoch0"]
     swap = tables["L1.d activation swap"]["tanh -> relu"]
     assert swap["loss_at_swap"] > 1.5 * swap["loss_before_swap"]
 

@@ -32,8 +32,10 @@ class DLBasicsCLI(LightningCLI):
 
 
 def hide_lightning_noise() -> None:
-    """Silence a warning Lightning 2.6 raises about its own pytree use with torch >= 2.10 on every run."""
+    """Silence warnings Lightning raises on every run that a user can't act on."""
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    # Our datamodules return no validation loader on purpose when there is no validation data.
+    warnings.filterwarnings("ignore", message=r"Total length of `list` across ranks is zero")
 
 
 def cli_main(args: list[str] | None = None) -> DLBasicsCLI:
