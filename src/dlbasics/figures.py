@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lightning.pytorch import Trainer
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from matplotlib.figure import Figure
 
 
@@ -15,8 +15,13 @@ def new_figure(width: float = 6.0, height: float = 4.0) -> Figure:
 
 
 def figure_dir(trainer: Trainer) -> Path:
-    """``<run folder>/figures``: the logger's version folder, or ``default_root_dir`` without a logger."""
-    return Path(trainer.log_dir or trainer.default_root_dir) / "figures"
+    """``<run folder>/figures``: the first logger's version folder, or ``default_root_dir`` without a logger."""
+    # Not trainer.log_dir: it is a broadcast every rank must join, and only rank zero draws.
+    root = None
+    if trainer.loggers:
+        logger = trainer.loggers[0]
+        root = logger.log_dir if isinstance(logger, (TensorBoardLogger, CSVLogger)) else logger.save_dir
+    return Path(root or trainer.default_root_dir) / "figures"
 
 
 def save_figure(fig: Figure, path: Path) -> Path:
