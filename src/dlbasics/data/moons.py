@@ -6,7 +6,7 @@ import torch
 from sklearn.datasets import make_moons
 
 from dlbasics.data.base import BatchSize, Split, TensorDataModule
-from dlbasics.data.splits import check_fractions, stratified_split
+from dlbasics.data.splits import split_sizes, stratified_split
 
 
 class MoonsDataModule(TensorDataModule):
@@ -32,7 +32,9 @@ class MoonsDataModule(TensorDataModule):
             raise ValueError(f"n_samples {n_samples} must be at least 2")
         if noise < 0:
             raise ValueError(f"noise {noise} must be non-negative")
-        check_fractions(val_fraction, test_fraction)
+        # Fails now, not when the trainer has created the run folder, on splits that would be empty or too small
+        # to hold both classes (the split is stratified).
+        split_sizes(n_samples, val_fraction, test_fraction, min_size=self.num_outputs)
         self.n_samples, self.noise = n_samples, noise
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
 

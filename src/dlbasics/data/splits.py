@@ -20,8 +20,11 @@ def check_fractions(val_fraction: float, test_fraction: float) -> None:
         )
 
 
-def split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
-    """(train, val, test) sizes of ``n`` samples; a non-zero fraction that rounds to no sample is an error."""
+def split_sizes(n: int, val_fraction: float, test_fraction: float, min_size: int = 1) -> tuple[int, int, int]:
+    """(train, val, test) sizes of ``n`` samples; a non-zero fraction that rounds to no sample is an error.
+
+    ``min_size`` is the fewest samples a requested split may hold: a stratified split needs one per class.
+    """
     check_fractions(val_fraction, test_fraction)
     n_val, n_test = round(n * val_fraction), round(n * test_fraction)
     n_train = n - n_val - n_test
@@ -29,6 +32,9 @@ def split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int,
                                  ("train", 1.0, n_train)):
         if fraction > 0 and size == 0:
             raise ValueError(f"the {name} split of {n} samples is empty; use more samples or a larger fraction")
+        if fraction > 0 and size < min_size:
+            raise ValueError(f"the {name} split of {n} samples would hold {size}, fewer than the {min_size} classes "
+                             "a stratified split puts in it; use more samples or a larger fraction")
     return n_train, n_val, n_test
 
 
@@ -53,7 +59,7 @@ def stratified_split(labels: Tensor, val_fraction: float, test_fraction: float,
     scikit-learn's ``train_test_split(stratify=...)`` does the work: first the test split, then the
     validation split from the rest. Indices are sorted, so the stored order does not group classes.
     """
-    n_train, n_val, n_test = split_sizes(len(labels), val_fraction, test_fraction)
+    n_train, n_val, n_test = split_sizes(len(labels), val_fraction, test_fraction, min_size=len(labels.unique()))
     index = np.arange(len(labels))
     y = labels.numpy()
     rest, test = _split_off(index, y, n_test, seed)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningModule
@@ -11,7 +11,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 
-from dlbasics.activations import check_activation
+from dlbasics.activations import activation_name, check_activation, make_activation
 from dlbasics.models.components import MLP, SmallCNN
 from dlbasics.models.components.mlp import check_dropout, check_sizes
 
@@ -31,6 +31,14 @@ def build_network(network: str, input_shape: Sequence[int], num_outputs: int, hi
         return SmallCNN(input_shape, num_outputs, channels, hidden_sizes, activation, dropout, batch_norm,
                         negative_slope)
     raise ValueError(f"network {network!r} is not one of: {', '.join(NETWORKS)}")
+
+
+def check_optimizer(optimizer: OptimizerCallable, lr_scheduler: LRSchedulerCallable | None) -> None:
+    """Build the optimizer (and scheduler) once on a stand-in parameter, so that settings torch refuses, such as a
+    negative learning rate or weight decay, fail when the model is built: before the trainer creates a run folder."""
+    probe = optimizer([nn.Parameter(torch.zeros(1, 1))])  # 2-D: some optimizers (Muon) take only matrices
+    if lr_scheduler is not None:
+        lr_scheduler(probe)
 
 
 class System(LightningModule):
@@ -71,6 +79,7 @@ class System(LightningModule):
         check_activation(activation)
         check_dropout(dropout)
         check_sizes(hidden_sizes, "hidden_sizes")  # a system always has a hidden layer
+        check_optimizer(optimizer, lr_scheduler)
         # Only plain values go into the checkpoint (it must load with weights_only=True); the optimizer
         # and scheduler are recorded in the run's config.yaml instead.
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
@@ -129,3 +138,21 @@ class System(LightningModule):
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             config["monitor"] = "val/loss"
         return {"optimizer": optimizer, "lr_scheduler": config}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # A callback (ActivationSwap) may have replaced activation modules; the hyperparameters still name the
+        # original ones. Record what the network holds now, as plain values: {module name: [kind, slope]}.
+        checkpoint["activations"] = {
+            name: [kind, getattr(module, "negative_slope", None)]
+            for name, module in self.named_modules() if (kind := activation_name(module)) is not None
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Rebuild the activations the checkpoint was trained with, so load_from_checkpoint and
+        # `dlbasics test --ckpt_path` use the network that was trained, not the one the config first built.
+        for name, (kind, slope) in checkpoint.get("activations", {}).items():
+            module = self.get_submodule(name)
+            if activation_name(module) != kind or getattr(module, "negative_slope", None) != slope:
+                parent, _, child = name.rpartition(".")
+                new = make_activation(kind, self.hparams.negative_slope if slope is None else slope)
+                setattr(self.get_submodule(parent), child, new.train(module.training))
