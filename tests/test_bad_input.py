@@ -25,10 +25,6 @@ MOONS, TOY2D, MNIST = (str(ROOT / "configs" / name) for name in ("moons_mlp.yaml
 TINY = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1",
         "--trainer.enable_progress_bar", "false"]
 SWAP = "--trainer.callbacks+=dlbasics.callbacks.ActivationSwap"
-LEAVES_A_RUN_FOLDER = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="ActivationSwap checks its schedule in on_fit_start, after Lightning has created the run folder "
-           "(events file, config.yaml); see the issue 5 report for the CLI-side check that would refuse it first")
 
 # id: (config, arguments, what the message says)
 CASES = {
@@ -56,7 +52,6 @@ CASES = {
                            "finds nothing to replace in Classifier; its activations are: network.layers.2: relu"),
     "unknown_key": (MOONS, ["--model.init_args.hiden_sizes", "[4]"], "hiden_sizes"),
 }
-XFAIL = {"swap_never_happens", "swap_finds_nothing"}
 
 
 def refuse(tmp_path: Path, monkeypatch, capsys, config: str, *args: str) -> str:
@@ -73,7 +68,7 @@ def run_folders(tmp_path: Path) -> list[str]:
     return sorted(str(p.relative_to(tmp_path)) for p in tmp_path.glob("lightning_logs/*/version_*"))
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=LEAVES_A_RUN_FOLDER) if c in XFAIL else c for c in CASES])
+@pytest.mark.parametrize("case", list(CASES))
 def test_bad_setting_is_refused_by_name_before_any_output(case, tmp_path, monkeypatch, capsys):
     config, args, expected = CASES[case]
     message = refuse(tmp_path, monkeypatch, capsys, config, *args)

@@ -43,9 +43,6 @@ def test_exploding_loss_stops_with_the_guard_message_and_no_nan_in_tensorboard(t
     assert all(t.isfinite().all() for t in last["state_dict"].values())
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="GradientFlowMonitor logs NaN for every statistic of a layer whose gradients were all "
-                          "non-finite in the epoch (12 NaN scalars here); see the issue 5 report")
 def test_with_the_gradient_monitor_there_is_no_nan_in_tensorboard_either(tmp_path):
     message, logged = explode(tmp_path, *MONITOR)
     assert message.startswith("NonFiniteGuard: at global step 5")

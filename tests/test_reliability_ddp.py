@@ -132,9 +132,6 @@ def test_callbacks_log_once_not_once_per_rank(moons_fit):
     assert len(re.findall(r"ActivationSwap: epoch 1, step 3: relu -> tanh", output)) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="dlbasics.figures.figure_dir calls Trainer.log_dir, a collective (broadcast), "
-                   "from rank zero only: ConfusionMatrix's figure crashes (ddp_spawn) or hangs (ddp) the run; see the "
-                   "issue 5 report")
 def test_moons_test_metrics_and_confusion_matrix_count_every_test_point_once(moons_fit):
     folder, _, checkpoint = moons_fit
     extra = write(folder, "test.yaml", {"trainer": {"callbacks": [
@@ -188,8 +185,6 @@ def test_mnist_cnn_ranks_agree_and_validate_on_the_whole_split(mnist_fit):
     assert_one_run_folder_logged_once(folder, "mnist_cnn")
 
 
-@pytest.mark.xfail(strict=True, reason="under ddp_spawn the main process's logger was never given the workers' "
-                   "version, so DLBasicsCLI.after_fit prints the next, empty, version folder; see the issue 5 report")
 def test_mnist_ddp_spawn_prints_the_run_folder_it_wrote(mnist_fit):
     folder, output, checkpoint, _ = mnist_fit
     (printed,) = re.findall(r"Logs: (\S+)", output)

@@ -125,8 +125,6 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(runs):
     assert_same_run(full, resumed)
 
 
-@pytest.mark.xfail(strict=True, reason="Lightning looks for `last` only in the new run's version folder; needs "
-                   "DLBasicsCLI.before_fit to resolve it with dlbasics.resume.find_last_checkpoint (issue 5 report)")
 def test_ckpt_path_last_resumes_an_interrupted_run(runs):
     folder, full, _ = runs
     interrupt(folder, "interrupted_last", at_epoch=4)
@@ -136,9 +134,6 @@ def test_ckpt_path_last_resumes_an_interrupted_run(runs):
     assert_same_run(full, resumed)
 
 
-@pytest.mark.xfail(strict=True, reason="`dlbasics test --ckpt_path last` finds no checkpoint in the new version folder "
-                   "and tests the untrained model with only a warning; needs DLBasicsCLI.before_test to resolve it "
-                   "with dlbasics.resume.find_last_checkpoint (issue 5 report)")
 def test_dlbasics_test_with_ckpt_path_last_tests_the_last_checkpoint(runs):
     folder, _, _ = runs
     tested = cli_main(["test", "--config", str(CONFIG), "--data.init_args.test_fraction", "0.1",

@@ -8,8 +8,10 @@ import warnings
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
+from dlbasics.callbacks.activation_swap import ActivationSwap
 from dlbasics.data.base import TensorDataModule
 from dlbasics.models.system import System
+from dlbasics.resume import find_last_checkpoint
 
 
 class DLBasicsCLI(LightningCLI):
@@ -19,6 +21,33 @@ class DLBasicsCLI(LightningCLI):
         # Resolved on the instantiated datamodule, so configs never state these twice.
         parser.link_arguments("data.input_shape", "model.init_args.input_shape", apply_on="instantiate")
         parser.link_arguments("data.num_outputs", "model.init_args.num_outputs", apply_on="instantiate")
+
+    def before_fit(self) -> None:
+        for logger in self.trainer.loggers:
+            logger.version  # noqa: B018 (fixes the version now, so ddp_spawn workers log where "Logs:" points)
+        for callback in self.trainer.callbacks:
+            # Refuse impossible schedules before Lightning creates the run folder (nothing left behind).
+            if isinstance(callback, ActivationSwap):
+                callback.check_schedule(self.trainer, self.model)
+        self._resolve_last_checkpoint(required=False)
+
+    def before_test(self) -> None:
+        self._resolve_last_checkpoint(required=True)
+
+    def _resolve_last_checkpoint(self, required: bool) -> None:
+        """``--ckpt_path last``: the newest ``last.ckpt`` of any version of this run's log folder.
+
+        Lightning only looks in the new run's own version folder, so on its own "last" never finds an
+        interrupted run's checkpoint: fit would start over and test would test untrained weights.
+        """
+        config = self.config_init[self.subcommand]
+        if config.get("ckpt_path") != "last":
+            return
+        found = find_last_checkpoint(self.trainer)
+        if found is None and required:
+            raise ValueError("--ckpt_path last: no last.ckpt in any version of this run's log folder; "
+                             "pass the checkpoint's path instead")
+        config["ckpt_path"] = found  # None when fitting: start from scratch
 
     def after_fit(self) -> None:
         checkpoint = self.trainer.checkpoint_callback

@@ -13,6 +13,8 @@ from dlbasics.callbacks.gradient_flow import GradientFlowMonitor
 from dlbasics.callbacks.misclassified import Misclassified
 from dlbasics.callbacks.non_finite import NonFiniteError, NonFiniteGuard
 from dlbasics.callbacks.regression_fit import RegressionFit
+from dlbasics.callbacks.rng_state import RNGStateCheckpoint
 
 __all__ = ["ActivationStats", "ActivationSwap", "ConfusionMatrix", "DecisionBoundary", "FeatureMaps",
-           "GradientFlowMonitor", "Misclassified", "NonFiniteError", "NonFiniteGuard", "RegressionFit", "Swap"]
+           "GradientFlowMonitor", "Misclassified", "NonFiniteError", "NonFiniteGuard", "RegressionFit",
+           "RNGStateCheckpoint", "Swap"]

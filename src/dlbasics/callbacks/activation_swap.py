@@ -148,7 +148,7 @@ class ActivationSwap(Callback):
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._reapply(pl_module)  # Lightning loads callback states before on_fit_start (see Trainer._run)
-        self._check_schedule(trainer, pl_module)
+        self.check_schedule(trainer, pl_module)
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._reapply(pl_module)  # strategies that restore checkpoints after setup (DeepSpeed) load our state later
@@ -203,7 +203,7 @@ class ActivationSwap(Callback):
             replaced[name] = kind
         return replaced
 
-    def _check_schedule(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def check_schedule(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Refuse, before training, swaps that would never happen or would find nothing to replace."""
         pending = list(enumerate(self.schedule))[self._applied :]
         max_epochs, max_steps = trainer.max_epochs, trainer.max_steps

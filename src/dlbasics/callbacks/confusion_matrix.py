@@ -19,7 +19,7 @@ NORMALIZE = ("none", "true", "pred", "all")
 
 def normalize_matrix(matrix: Tensor, normalize: str) -> Tensor:
     """Counts divided by their row (``true``), column (``pred``) or overall (``all``) sums; 0 where a sum is 0."""
-    counts = matrix.double()
+    counts = matrix.float()  # float32: exact for counts below 2**24, and MPS has no float64
     if normalize == "none":
         return counts
     total = {"true": counts.sum(1, keepdim=True), "pred": counts.sum(0, keepdim=True), "all": counts.sum()}[normalize]

@@ -227,7 +227,10 @@ class GradientFlowMonitor(Callback):
             publish_figure(trainer, fig, "grad/flow", f"gradient_flow_epoch{epoch:03d}")
 
     def _log(self, prefix: str, rows: list[dict[str, float]], trainer: Trainer) -> None:
-        metrics = {f"{prefix}/{tag}/{stat}": row[stat] for tag, row in zip(self.layers, rows) for stat in STATS}
+        # A layer with no finite gradient in the interval has NaN statistics: leave them out of the logger (the
+        # warning and `history` say so) rather than draw NaN points in TensorBoard.
+        metrics = {f"{prefix}/{tag}/{stat}": row[stat] for tag, row in zip(self.layers, rows) for stat in STATS
+                   if math.isfinite(row[stat])}
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
 
