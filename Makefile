@@ -4,15 +4,19 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
 
-.PHONY: run test test-fast clean
+.PHONY: run run-moons test test-fast clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	@touch $(STAMP)
 
-# The main job: train the L7 moons MLP, then test its last checkpoint.
+# The main job: rerun every lesson of shared/LESSONS.md; ends with a table of each lesson's key numbers.
 run: $(STAMP)
+	$(BIN)/dlbasics lesson all
+
+# The single-config job `make run` used to be: train the L7 moons MLP, then test its last checkpoint.
+run-moons: $(STAMP)
 	$(BIN)/dlbasics fit --config configs/moons_mlp.yaml --trainer.enable_progress_bar false
 	$(BIN)/dlbasics test --config configs/moons_mlp.yaml --trainer.enable_progress_bar false \
 		--ckpt_path "$$(ls -td lightning_logs/moons_mlp/version_*/checkpoints/last.ckpt | head -n 1)"
