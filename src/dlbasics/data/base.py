@@ -108,6 +108,11 @@ class TensorDataModule(LightningDataModule):
         return TensorLoader(tensors, sampler)
 
 
+def take_splits(x: Tensor, y: Tensor, parts: tuple[Tensor, Tensor, Tensor]) -> dict[str, Split]:
+    """``{"train": (x[i], y[i]), "val": ..., "test": ...}`` from the (train, val, test) index tensors."""
+    return {name: (x[index], y[index]) for name, index in zip(STAGES, parts)}
+
+
 def check_split(name: str, split: Split, task: str) -> None:
     """Raise a TypeError if a split's dtypes are not the ones the models and MPS accept."""
     x, y = split

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from sklearn.datasets import make_moons
 
-from dlbasics.data.base import BatchSize, Split, TensorDataModule
+from dlbasics.data.base import BatchSize, Split, TensorDataModule, take_splits
 from dlbasics.data.splits import split_sizes, stratified_split
 
 
@@ -50,4 +50,4 @@ class MoonsDataModule(TensorDataModule):
         x, y = make_moons(n_samples=self.n_samples, noise=self.noise, random_state=self.seed)
         x, y = torch.from_numpy(x).float(), torch.from_numpy(y).long()  # float64 -> float32 for MPS
         parts = stratified_split(y, self.val_fraction, self.test_fraction, self.seed)
-        return {name: (x[index], y[index]) for name, index in zip(("train", "val", "test"), parts)}
+        return take_splits(x, y, parts)

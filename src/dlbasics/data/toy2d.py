@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from dlbasics.data.base import BatchSize, Split, TensorDataModule
+from dlbasics.data.base import BatchSize, Split, TensorDataModule, take_splits
 from dlbasics.data.splits import ordered_split, split_sizes
 
 # Boundary name -> label rule on x of shape (N, 2).
@@ -56,4 +56,4 @@ class Toy2DDataModule(TensorDataModule):
         x = torch.randn(self.n_samples, 2, generator=torch.Generator().manual_seed(self.seed))
         y = BOUNDARIES[self.boundary](x).long()
         parts = ordered_split(self.n_samples, self.val_fraction, self.test_fraction)
-        return {name: (x[index], y[index]) for name, index in zip(("train", "val", "test"), parts)}
+        return take_splits(x, y, parts)
