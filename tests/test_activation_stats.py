@@ -7,7 +7,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from dlbasics.callbacks.activation_stats import ActivationStats, histogram
+from dlbasics.callbacks.activation_stats import ActivationStats, histogram, scatter_histogram
 from dlbasics.callbacks.activation_swap import ActivationSwap, Swap
 from dlbasics.models.components.mlp import MLP
 
@@ -100,6 +100,7 @@ def test_histogram_matches_histc():
     y = torch.randn(1000) * 0.7
     y[:3] = torch.tensor([-1.0, 1.0, 5.0])  # both edges count, like histc; outside values count nowhere
     assert torch.equal(histogram(y, 40, -1.0, 1.0), torch.histc(y, 40, -1.0, 1.0))
+    assert torch.equal(scatter_histogram(y, 40, -1.0, 1.0), torch.histc(y, 40, -1.0, 1.0))  # the CUDA path
 
 
 def test_hooks_removed_logged_to_tensorboard_and_figure_written(make_trainer, tmp_path):

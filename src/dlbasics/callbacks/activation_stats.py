@@ -29,11 +29,19 @@ HIST_RANGES = {
 
 
 def histogram(y: Tensor, bins: int, low: float, high: float) -> Tensor:
-    """Counts of ``y`` in ``bins`` equal bins over ``[low, high]`` (like ``torch.histc``), on ``y``'s device.
+    """Counts of ``y`` in ``bins`` equal bins over ``[low, high]`` (values outside are not counted), on ``y``'s device.
 
-    ``torch.histc`` raises on CUDA under ``torch.use_deterministic_algorithms`` (``Trainer(deterministic=True)``);
-    a 1-D ``scatter_add_`` has a deterministic CUDA path.
+    ``torch.histc`` is one pass and the fast choice, but it raises on CUDA under
+    ``torch.use_deterministic_algorithms`` (``Trainer(deterministic=True)``); there a 1-D ``scatter_add_``, which
+    has a deterministic CUDA path, does the same count.
     """
+    if not (y.is_cuda and torch.are_deterministic_algorithms_enabled()):
+        return torch.histc(y.detach().flatten().float(), bins=bins, min=low, max=high)
+    return scatter_histogram(y, bins, low, high)
+
+
+def scatter_histogram(y: Tensor, bins: int, low: float, high: float) -> Tensor:
+    """``histogram`` by ``scatter_add_``: slower on CPU, but deterministic on CUDA."""
     pos = torch.nan_to_num((y.flatten() - low) * (bins / (high - low)), nan=-1.0)
     index = torch.where(pos == bins, bins - 1, pos.floor()).clamp(-1, bins).long() + 1  # 0: below, bins + 1: above
     counts = torch.zeros(bins + 2, device=y.device).scatter_add_(0, index, torch.ones_like(pos))
