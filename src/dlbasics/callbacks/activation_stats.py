@@ -135,7 +135,10 @@ class ActivationStats(Callback):
     Args:
         kinds: registry names of the activations to watch; None watches all but ``identity``.
         pattern: regular expression searched in the qualified module names, e.g. ``"encoder"``; None keeps all.
-        every_n_batches: compute on every n-th training batch of each epoch (``batch_idx % n == 0``).
+        every_n_batches: compute on every n-th training batch of each epoch (``batch_idx % n == 0``; the first
+            batch always counts, so full-batch training is measured every epoch). The statistics cost several
+            passes over every activation (on a CNN about as much as the training step itself), so the default
+            samples one batch in 10; 1 measures every batch. Dead units are judged on the sampled batches.
         log_histograms: also add TensorBoard histograms ``act/<layer>/hist`` every epoch.
         bins: number of histogram bins.
         ranges: histogram ``[min, max]`` per registry name, replacing those ``HIST_RANGES`` gives, e.g.
@@ -147,7 +150,7 @@ class ActivationStats(Callback):
         self,
         kinds: list[str] | None = None,
         pattern: str | None = None,
-        every_n_batches: int = 1,
+        every_n_batches: int = 10,
         log_histograms: bool = False,
         bins: int = 40,
         ranges: dict[str, tuple[float, float]] | None = None,
