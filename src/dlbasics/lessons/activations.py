@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from statistics import fmean
 
 import torch
 
@@ -64,8 +65,8 @@ def run(ctx: LessonContext) -> None:
         grads = first_grads[act]
         report.add("L1.b-c per activation", act, final_train_loss=result.last("train/loss"),
                    final_train_acc=result.last("train/acc"), first_layer_grad_epoch0=grads[0],
-                   first_layer_grad_first10=sum(grads[:10]) / len(grads[:10]),
-                   first_layer_grad_mean=sum(grads) / len(grads),
+                   first_layer_grad_first10=fmean(grads[:10]),
+                   first_layer_grad_mean=fmean(grads),
                    dead_frac=dead[act][-1] if dead[act] else "-",
                    saturated_frac=saturated[act][-1] if saturated[act] else "-")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from statistics import fmean as mean
 
 import torch
 
@@ -34,10 +35,6 @@ def layer_grads(result: RunResult) -> dict[str, list[float]]:
     """``{layer: mean |grad| per epoch}`` of every weight layer, in forward order."""
     (monitor,) = [c for c in result.callbacks if isinstance(c, GradientFlowMonitor)]
     return monitor.series("mean_abs")
-
-
-def mean(values: list[float]) -> float:
-    return sum(values) / len(values)
 
 
 def run(ctx: LessonContext) -> None:

@@ -23,8 +23,5 @@ class Regressor(System):
     def loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
         return F.mse_loss(outputs, targets)
 
-    def metric_inputs(self, outputs: Tensor) -> Tensor:
-        return outputs
-
     def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         return self.network(batch[0])

@@ -119,15 +119,11 @@ class System(LightningModule):
         # Metric objects are logged, so Lightning computes them over the whole epoch and syncs them
         # across DDP ranks: the epoch's loss is the sample-weighted mean over the full split.
         self.losses[key].update(loss.detach(), weight=len(y))
-        self.metrics[key].update(self.metric_inputs(outputs.detach()), y)
+        self.metrics[key].update(outputs.detach(), y)
         self.log(f"{stage}/loss", self.losses[key], on_step=False, on_epoch=True, prog_bar=True)
         for name, metric in self.metrics[key].items():
             self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "acc")
         return loss
-
-    def metric_inputs(self, outputs: Tensor) -> Tensor:
-        """What the metrics compare with the targets."""
-        return outputs
 
     def configure_optimizers(self):  # noqa: ANN201 (Lightning accepts several return types)
         optimizer = self.optimizer_factory(self.parameters())
