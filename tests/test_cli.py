@@ -94,3 +94,19 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     saved = torch.load(checkpoint, weights_only=True)
     # 1500 training points, batch 64, two ranks: 750 each -> 12 steps per epoch.
     assert saved["global_step"] == 24
+
+
+def test_main_releases_the_ddp_process_group_before_exit(tmp_path, monkeypatch):
+    # A gloo group left to interpreter teardown can abort a finished run with status -6 (seen in CI).
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["dlbasics", "fit", "--config", str(ROOT / "configs/moons_mlp.yaml"), *TINY,
+                                      "--trainer.accelerator", "cpu", "--trainer.devices", "1",
+                                      "--trainer.strategy", "ddp"])
+    from dlbasics.cli import main
+
+    try:
+        main()
+        assert not torch.distributed.is_initialized()
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()

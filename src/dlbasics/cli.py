@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import warnings
 
+import torch
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
@@ -80,10 +81,24 @@ def cli_main(args: list[str] | None = None) -> DLBasicsCLI:
     )
 
 
+def release_process_group() -> None:
+    """Destroy the process group a DDP run leaves behind, while the interpreter is still whole.
+
+    Lightning destroys only NCCL groups at exit. A gloo group (DDP on CPU) left to interpreter finalization can
+    abort the process after a successful run ("terminate called without an active exception", exit status -6):
+    its worker threads still hold tensors when Python is torn down (pytorch/pytorch#179291).
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 def main() -> None:
     """Console-script entry point: ``dlbasics lesson ...`` or a LightningCLI subcommand."""
     if sys.argv[1:2] == ["lesson"]:
         from dlbasics.lessons.cli import lesson_main  # imported here: the Lightning subcommands don't need it
 
         sys.exit(lesson_main(sys.argv[2:]))
-    cli_main()
+    try:
+        cli_main()
+    finally:
+        release_process_group()
