@@ -40,9 +40,23 @@ def test_regressor_metrics_match_direct_computation(make_trainer):
         pred = model(x)
     mse = ((pred - y) ** 2).mean().item()
     r2 = 1 - ((pred - y) ** 2).sum().item() / ((y - y.mean()) ** 2).sum().item()
-    assert result["test/mse"] == pytest.approx(mse, rel=1e-5)
-    assert result["test/loss"] == pytest.approx(mse, rel=1e-5)
+    assert result["test/loss"] == pytest.approx(mse, rel=1e-5)  # the loss is the MSE; no duplicate metric
     assert result["test/r2"] == pytest.approx(r2, rel=1e-4, abs=1e-5)
+    assert set(result) == {"test/loss", "test/r2"}
+
+
+def test_regressor_with_two_outputs_logs_scalars(make_trainer):
+    L.seed_everything(0)
+    x = torch.randn(64, 3)
+    y = torch.stack([x.sum(1), x[:, 0] - x[:, 1]], dim=1)
+    model = Regressor(input_shape=(3,), num_outputs=2, hidden_sizes=[8])
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16)
+    (result,) = make_trainer().test(model, loader, verbose=False)
+    with torch.no_grad():
+        pred = model(x)
+    assert result["test/loss"] == pytest.approx(((pred - y) ** 2).mean().item(), rel=1e-5)
+    r2 = 1 - ((pred - y) ** 2).sum(0) / ((y - y.mean(0)) ** 2).sum(0)
+    assert result["test/r2"] == pytest.approx(r2.mean().item(), rel=1e-4, abs=1e-5)
 
 
 def test_training_learns_moons(make_trainer):

@@ -22,16 +22,20 @@ def mnist_budget(ctx: LessonContext) -> dict:
     return {"limit_train_batches": 40, "limit_val_batches": 3} if ctx.fast else {}
 
 
+def mlp_variant(ctx: LessonContext) -> Variant:
+    """784 -> 128 -> 10 ReLU, Adam lr 1e-3, batch 128, 5 epochs; confusion matrix and digits on the test set."""
+    data = MNISTDataModule(data_dir=ctx.data_dir, batch_size=128, seed=ctx.seed)
+    return Variant("mlp_784_128_10", lambda: Classifier(input_shape=(1, 28, 28), num_outputs=10, hidden_sizes=[128],
+                                                        optimizer=partial(torch.optim.Adam, lr=1e-3)),
+                   data, ctx.epochs(5) if not ctx.fast else 2,
+                   callbacks=[ConfusionMatrix(stage="test"), Misclassified(stage="test", n_wrong=8, n_right=8)],
+                   test=True, trainer_kwargs=mnist_budget(ctx))
+
+
 def run(ctx: LessonContext) -> None:
     report = ctx.report
-    data = MNISTDataModule(data_dir=ctx.data_dir, batch_size=128, seed=ctx.seed)
-    confusion = ConfusionMatrix(stage="test")
-    variant = Variant("mlp_784_128_10", lambda: Classifier(input_shape=(1, 28, 28), num_outputs=10,
-                                                           hidden_sizes=[128],
-                                                           optimizer=partial(torch.optim.Adam, lr=1e-3)),
-                      data, ctx.epochs(5) if not ctx.fast else 2,
-                      callbacks=[confusion, Misclassified(stage="test", n_wrong=8, n_right=8)],
-                      test=True, trainer_kwargs=mnist_budget(ctx))
+    variant = mlp_variant(ctx)
+    confusion = next(c for c in variant.callbacks if isinstance(c, ConfusionMatrix))
     result = ctx.run(variant)
     ctx.figure(overlay_curves([result], ["train/loss", "val/loss", "val/acc"], "L6 MNIST 784-128-10"),
                "l6_curves")

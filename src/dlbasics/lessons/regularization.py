@@ -55,11 +55,11 @@ def run(ctx: LessonContext) -> None:
 
     for result in (*main, *decays[:2], decays[3], deeper, both):
         report.add("L5 variants", result.name, train_loss=result.last("train/loss"),
-                   test_mse=result.last("test/mse"), test_r2=result.last("test/r2"))
-    report.key.update({f"test MSE (noiseless sin), {r.name}": r.last("test/mse") for r in (*main, decays[3])})
+                   test_mse=result.last("test/loss"), test_r2=result.last("test/r2"))
+    report.key.update({f"test MSE (noiseless sin), {r.name}": r.last("test/loss") for r in (*main, decays[3])})
     report.key["train MSE, none (the noise variance is 0.09)"] = main[0].last("train/loss")
     plain = main[0]
-    if all(plain.last("test/mse") <= r.last("test/mse") for r in (*main, *decays, deeper, both)):
+    if all(plain.last("test/loss") <= r.last("test/loss") for r in (*main, *decays, deeper, both)):
         report.notes.append(
             f"At these settings (SGD lr 0.01, {ctx.epochs(500)} epochs) the unregularised net has not yet chased "
             f"the noise: its training MSE {plain.last('train/loss'):.3f} is still near the noise variance 0.09 and "
