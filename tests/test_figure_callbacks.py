@@ -216,3 +216,25 @@ def test_feature_maps_layer_errors_list_the_conv_layers(make_trainer, fake_mnist
 def test_bad_arguments_are_refused_at_construction(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_feature_maps_figure_is_one_mosaic_with_each_map_on_its_own_scale():
+    from matplotlib import colormaps
+
+    from dlbasics.callbacks.feature_maps import maps_figure
+
+    inputs = torch.rand(2, 1, 6, 6)
+    maps = torch.stack([torch.full((3, 4, 4), 5.0), torch.arange(48.0).reshape(3, 4, 4) * 100]).float()
+    fig = maps_figure(inputs, maps, max_maps=2, title="t")
+    (ax,) = fig.axes
+    mosaic = ax.get_images()[0].get_array()
+    gap = 1
+    assert mosaic.shape == (2 * (4 + gap) - gap, 3 * (4 + gap) - gap, 3)  # 2 rows; input column + 2 channels
+    low, high = (colormaps["viridis"](v)[:3] for v in (0.0, 1.0))
+    # A constant map is all "low", not NaN; a ramp spans the colour map whatever its scale (x100 here).
+    tile = mosaic[0:4, 5:9]
+    assert torch.allclose(torch.tensor(tile), torch.tensor(low, dtype=torch.float64).expand(4, 4, 3))
+    ramp = mosaic[5:9, 5:9]
+    assert torch.allclose(torch.tensor(ramp[0, 0]), torch.tensor(low, dtype=torch.float64))
+    assert torch.allclose(torch.tensor(ramp[3, 3]), torch.tensor(high, dtype=torch.float64))
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["input", "ch 0", "ch 1"]

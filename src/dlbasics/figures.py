@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.image import imsave
 from matplotlib.figure import Figure
+
+DPI = 100
 
 
 def new_figure(width: float = 6.0, height: float = 4.0) -> Figure:
@@ -24,11 +29,24 @@ def figure_dir(trainer: Trainer) -> Path:
     return Path(root or trainer.default_root_dir) / "figures"
 
 
+def render(fig: Figure) -> np.ndarray:
+    """``fig`` drawn once, as an ``(H, W, 3)`` uint8 RGB array (what the PNG and the TensorBoard image hold)."""
+    fig.set_dpi(DPI)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def save_image(image: np.ndarray, path: Path) -> Path:
+    """Write an ``(H, W, 3)`` uint8 array as a PNG at ``path``, creating the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    imsave(path, image, format="png")
+    return path
+
+
 def save_figure(fig: Figure, path: Path) -> Path:
     """Write ``fig`` as a PNG at ``path``, creating the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    return path
+    return save_image(render(fig), path)
 
 
 def publish_figure(trainer: Trainer, fig: Figure, tag: str, filename: str) -> Path | None:
@@ -45,8 +63,9 @@ def publish_figure(trainer: Trainer, fig: Figure, tag: str, filename: str) -> Pa
     """
     if not trainer.is_global_zero:
         return None
-    path = save_figure(fig, figure_dir(trainer) / f"{filename}.png")
+    image = render(fig)  # drawn once for both: drawing is most of a figure's cost
+    path = save_image(image, figure_dir(trainer) / f"{filename}.png")
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_figure(tag, fig, global_step=trainer.global_step, close=False)
+            logger.experiment.add_image(tag, image, global_step=trainer.global_step, dataformats="HWC")
     return path
