@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
 
-.PHONY: run run-moons test test-fast clean
+.PHONY: run run-moons test test-fast bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: $(STAMP)
 # Only the fast tests, for the edit-test loop.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# Benchmarks (not tests): raw PyTorch loops vs the dlbasics lesson runs, interleaved; writes benchmarks/RESULTS.md.
+# Takes about 15 minutes on 2 cores; run it on an otherwise idle machine.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
 
 clean:
 	rm -rf lightning_logs .pytest_cache

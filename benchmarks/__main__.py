@@ -1,0 +1,95 @@
+"""``python -m benchmarks``: time each workload as raw PyTorch loops and as its dlbasics lesson run, interleaved."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+from dlbasics.callbacks.gradient_flow import GradientFlowWarning
+from dlbasics.cli import hide_lightning_noise
+
+from benchmarks.lesson_runs import ROOT, Settings
+from benchmarks.report import Row, load_average, markdown, timing_notes
+from benchmarks.timing import interleave
+from benchmarks.workloads import WORKLOADS
+
+DEFAULT_OUT = ROOT / "benchmarks" / "RESULTS.md"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description="Time each lesson workload as raw PyTorch "
+                                "loops and as its dlbasics run, interleaved; see benchmarks/README.md.")
+    p.add_argument("--repeats", type=int, default=5,
+                   help="interleaved repeats per workload; the MNIST ones take at most 3 (default: 5)")
+    p.add_argument("--only", nargs="+", choices=list(WORKLOADS), metavar="NAME",
+                   help=f"run only these workloads: {', '.join(WORKLOADS)} (default: all)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: the lessons' fast budgets on both sides, 1 repeat; writes no file unless --out")
+    p.add_argument("--out", type=Path, default=None, help=f"markdown results file (default: {DEFAULT_OUT})")
+    return p
+
+
+def quiet() -> None:
+    """Keep Lightning's per-run banners and warnings out of the table."""
+    hide_lightning_noise()
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=GradientFlowWarning)  # the callbacks workload's per-epoch warnings
+
+
+def run_workloads(names: list[str], repeats: int, settings: Settings) -> tuple[list[Row], dict[str, list[str]]]:
+    """Time each named workload; the table rows and, per workload, its notes."""
+    rows: list[Row] = []
+    notes: dict[str, list[str]] = {}
+    # Untimed: the first Lightning run of a process pays one-off imports and set-up.
+    interleave(WORKLOADS["dropnet"].sides(settings), 1, "warm-up")
+    for name in names:
+        workload = WORKLOADS[name]
+        n = 1 if settings.quick else min(repeats, workload.max_repeats or repeats)
+        timings = interleave(workload.sides(settings), n, name)
+        title = f"{workload.title} (median of {n})"
+        rows += [comparison.row(title, timings) for comparison in workload.comparisons]
+        notes[title] = [*workload.notes, *timing_notes(timings), *(workload.extra(timings) if workload.extra else [])]
+    return rows, notes
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error(f"--repeats {args.repeats} must be at least 1")
+    quiet()
+    start_load = load_average()
+    if hasattr(os, "getloadavg") and os.getloadavg()[0] > 1.0:
+        print(f"warning: load average {start_load} before starting: another process is using the CPU, and with "
+              "several torch threads small ops stall when a core is taken; these timings will be distorted",
+              file=sys.stderr)
+    out = args.out or (None if args.quick else DEFAULT_OUT)
+    tmp = Path(tempfile.mkdtemp(prefix="dlbasics-bench-"))
+    try:
+        rows, notes = run_workloads(list(dict.fromkeys(args.only or WORKLOADS)), args.repeats,
+                                    Settings(quick=args.quick, out=tmp))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if args.quick:  # fast budgets: a met target says nothing yet
+        for row in rows:
+            row.met = f"{row.met} (quick)" if row.met in ("yes", "no") else row.met
+    command = shlex.join(["python", "-m", "benchmarks", *(sys.argv[1:] if argv is None else argv)])
+    text = markdown(rows, notes, command, args.quick, start_load)
+    print(text)
+    if out is not None:
+        out.write_text(text)
+        print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

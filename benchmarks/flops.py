@@ -1,0 +1,65 @@
+"""FLOP rates: the machine's float32 matmul rate, a network's FLOPs per sample, and what a run achieved."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from functools import cache
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmarks.timing import Timings
+
+
+@cache
+def matmul_gflops(n: int = 2048, warmups: int = 3, repeats: int = 5) -> float:
+    """GFLOP/s of an ``(n, n) @ (n, n)`` float32 matmul (2 n^3 FLOPs), from the fastest of ``repeats``."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(warmups):
+        a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def flops_per_sample(net: nn.Module, input_shape: Sequence[int], classes: int, batch: int = 128) -> tuple[float, float]:
+    """(training, evaluation) FLOPs per sample: forward + backward of one batch in train mode, forward in eval mode.
+
+    Counted by ``FlopCounterMode`` (matmuls and convolutions; activations and pooling are not counted).
+    """
+    x, y = torch.randn(batch, *input_shape), torch.randint(0, classes, (batch,))
+    net.train()
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(net(x), y).backward()
+    train = counter.get_total_flops() / batch
+    net.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(x)
+    return train, counter.get_total_flops() / batch
+
+
+def achieved_gflops(result: dict[str, Any], seconds: float, train_flops: float, eval_flops: float) -> float:
+    """GFLOP/s of a whole run: its training and evaluation FLOPs over its wall time."""
+    return (result["train_samples"] * train_flops + result["eval_samples"] * eval_flops) / seconds / 1e9
+
+
+def rate_notes(timings: Timings, net: Callable[[], nn.Module], input_shape: Sequence[int], classes: int) -> list[str]:
+    """Each side's achieved GFLOP/s, training and evaluation FLOPs counted alike, against the matmul rate."""
+    train, evaluate = flops_per_sample(net(), input_shape, classes)
+    peak = matmul_gflops()
+    notes = [f"float32 matmul rate (2048 x 2048, fastest of 5): {peak:.1f} GFLOP/s",
+             f"FLOPs per sample (FlopCounterMode: convs and matmuls): {train / 1e6:.1f} M training "
+             f"(forward + backward), {evaluate / 1e6:.1f} M evaluation (forward)"]
+    for side, result in timings.results.items():
+        rate = achieved_gflops(result, timings.median(side), train, evaluate)
+        notes.append(f"{side}: {rate:.1f} GFLOP/s over the whole run ({result['train_samples']} samples trained, "
+                     f"{result['eval_samples']} evaluated, all overheads included) = {rate / peak:.0%} of the "
+                     "matmul rate")
+    return notes

@@ -1,0 +1,238 @@
+"""The workloads: for each, the sides to time, how often, and the comparisons (with targets) to report.
+
+Raw sides read their budget (epochs, batch sizes, batch limits) from the lesson's own variant, so both
+sides do the same number of steps by construction; the networks and optimizers are written out by hand.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from dlbasics.callbacks import ActivationStats, GradientFlowMonitor
+from dlbasics.lessons.basics import mnist_cnn_variant, moons_mlp_variant
+from dlbasics.lessons.context import LessonContext
+from dlbasics.lessons.dropout import dropnet_variant
+from dlbasics.lessons.mnist import mlp_variant
+from dlbasics.lessons.regularization import tinynet
+from dlbasics.lessons.runner import Variant
+
+from benchmarks import raw_loops
+from benchmarks.flops import rate_notes
+from benchmarks.lesson_runs import ROOT, Build, Settings, lesson_side, reference, validation_split
+from benchmarks.raw_loops import Stage, TensorBatches, mnist_pixels, train_and_evaluate
+from benchmarks.report import Row
+from benchmarks.timing import Side, Timings
+
+LESSONS_ALL_TARGET_S = 300.0
+
+
+@dataclass
+class Target:
+    text: str
+    check: Callable[[float], bool]
+
+
+def at_least(x: float) -> Target:
+    return Target(f"≥ {x:g}", lambda ratio: ratio >= x)
+
+
+def at_most(x: float) -> Target:
+    return Target(f"≤ {x:g}", lambda ratio: ratio <= x)
+
+
+@dataclass
+class Comparison:
+    """A table row: ``ratio`` is ``"dlbasics/baseline"`` or ``"baseline/dlbasics"`` of the two sides' medians.
+
+    With no ``baseline`` side the ratio is the dlbasics median over ``reference_s``.
+    """
+
+    baseline: str | None
+    ratio: str = "dlbasics/baseline"
+    target: Target | None = None
+    dlbasics: str = "dlbasics"
+    reference_s: float | None = None
+
+    def row(self, workload: str, timings: Timings) -> Row:
+        ours = timings.median(self.dlbasics)
+        if self.baseline is None:
+            value, theirs, label, name = ours / self.reference_s, None, f"{self.dlbasics}/{self.reference_s:g} s", "—"
+        else:
+            theirs = timings.median(self.baseline)
+            forward = self.ratio == "dlbasics/baseline"
+            value = ours / theirs if forward else theirs / ours
+            label = f"{self.dlbasics}/{self.baseline}" if forward else f"{self.baseline}/{self.dlbasics}"
+            name = self.baseline
+        met = "—" if self.target is None else ("yes" if self.target.check(value) else "no")
+        if any(result.get("returncode") for result in timings.results.values()):
+            met = "failed"  # a command that failed has no meaningful time
+        return Row(workload, name, theirs, ours, f"{value:.2f} ({label})",
+                   self.target.text if self.target else "—", met)
+
+
+@dataclass
+class Workload:
+    """A named workload: ``sides(settings)`` builds the sides (untimed); ``extra`` adds notes from the timings."""
+
+    name: str
+    title: str
+    sides: Callable[[Settings], dict[str, Side]]
+    comparisons: list[Comparison]
+    notes: list[str] = field(default_factory=list)
+    max_repeats: int | None = None
+    extra: Callable[[Timings], list[str]] | None = None
+
+
+def raw_side(make_net: Callable[[], torch.nn.Module], optimizer: Callable, loss_fn: Callable, epochs: int,
+             stages: tuple[Stage, Stage | None, Stage | None], to_input: Callable | None = None) -> Side:
+    """A raw loop as a side: nothing to prepare; the timed call builds the net and trains it."""
+    def call() -> dict[str, Any]:
+        net = make_net()
+        return train_and_evaluate(net, optimizer(net.parameters()), loss_fn, epochs, *stages, to_input=to_input)
+    return lambda: call
+
+
+def tensor_stages(variant: Variant) -> tuple[Stage, Stage, Stage | None]:
+    """Train/val/test batches sliced from the variant's own split tensors, with its batch sizes and limits."""
+    data, limits = variant.data, variant.trainer_kwargs
+    batch = None if data.batch_size == "full" else data.batch_size
+    eval_batch = data.eval_batch_size or data.batch_size
+    eval_batch = None if eval_batch == "full" else eval_batch
+    return (Stage(TensorBatches(*data.split("train"), batch, shuffle=batch is not None),
+                  limits.get("limit_train_batches")),
+            Stage(TensorBatches(*data.split(validation_split(data)), eval_batch), limits.get("limit_val_batches")),
+            Stage(TensorBatches(*data.split("test"), eval_batch), limits.get("limit_test_batches")) if variant.test
+            else None)
+
+
+def tinynet_sides(settings: Settings) -> dict[str, Side]:
+    build = partial(tinynet, name="none")
+    ref = reference(settings, "regularization", build)
+    return {"raw tensors": raw_side(raw_loops.tinynet, partial(torch.optim.SGD, lr=0.01), F.mse_loss,
+                                    ref.max_epochs, tensor_stages(ref)),
+            "dlbasics": lesson_side(settings, "regularization", build, ref.data)}
+
+
+def dropnet_sides(settings: Settings) -> dict[str, Side]:
+    build = partial(dropnet_variant, name="dropout_0.5", dropout=0.5)
+    ref = reference(settings, "dropout", build)
+    return {"raw tensors": raw_side(partial(raw_loops.dropnet, 0.5), partial(torch.optim.Adam, lr=0.08),
+                                    F.cross_entropy, ref.max_epochs, tensor_stages(ref)),
+            "dlbasics": lesson_side(settings, "dropout", build, ref.data)}
+
+
+def moons_sides(settings: Settings) -> dict[str, Side]:
+    ref = reference(settings, "basics", moons_mlp_variant)
+    adam = partial(torch.optim.Adam, lr=3e-3, weight_decay=1e-4)
+    (x, y), (x_test, y_test) = ref.data.split("train"), ref.data.split("test")
+    test_loader = Stage(DataLoader(TensorDataset(x_test, y_test), batch_size=64))
+    loaders = (Stage(DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True)), test_loader, test_loader)
+    return {"raw tensors": raw_side(raw_loops.moons_mlp, adam, F.cross_entropy, ref.max_epochs, tensor_stages(ref)),
+            "dlbasics": lesson_side(settings, "basics", moons_mlp_variant, ref.data),
+            "lesson DataLoader": raw_side(raw_loops.moons_mlp, adam, F.cross_entropy, ref.max_epochs, loaders)}
+
+
+def one_epoch(build: Build) -> Build:
+    """The lesson's variant with ``max_epochs = 1``."""
+    def one(ctx: LessonContext) -> Variant:
+        variant = build(ctx)
+        variant.max_epochs = 1
+        return variant
+    return one
+
+
+def torchvision_stages(settings: Settings, variant: Variant) -> tuple[Stage, None, Stage]:
+    """The notebooks' loaders: torchvision MNIST (PIL -> ToTensor -> Normalize per sample), 60,000 train, 10,000 test.
+
+    The datasets are built here, untimed, as the dlbasics side's data is loaded before timing.
+    """
+    from torchvision import datasets, transforms  # only this baseline needs torchvision's datasets
+
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    train = datasets.MNIST(root=settings.data_dir, train=True, transform=transform, download=False)
+    test = datasets.MNIST(root=settings.data_dir, train=False, transform=transform, download=False)
+    limits = variant.trainer_kwargs
+    return (Stage(DataLoader(train, batch_size=128, shuffle=True), limits.get("limit_train_batches")),
+            None, Stage(DataLoader(test, batch_size=1000), limits.get("limit_test_batches")))
+
+
+def mnist_sides(settings: Settings, lesson: str, build: Build, make_net: Callable) -> dict[str, Side]:
+    ref = reference(settings, lesson, one_epoch(build))
+    adam = partial(torch.optim.Adam, lr=1e-3)
+    return {"raw tensors": raw_side(make_net, adam, F.cross_entropy, 1, tensor_stages(ref), to_input=mnist_pixels),
+            "dlbasics": lesson_side(settings, lesson, one_epoch(build), ref.data),
+            "torchvision loop": raw_side(make_net, adam, F.cross_entropy, 1, torchvision_stages(settings, ref))}
+
+
+def callbacks_sides(settings: Settings) -> dict[str, Side]:
+    build = one_epoch(mnist_cnn_variant)
+    ref = reference(settings, "basics", build)
+    return {"without callbacks": lesson_side(settings, "basics", build, ref.data),
+            "with callbacks": lesson_side(settings, "basics", build, ref.data,
+                                          extra_callbacks=lambda: [GradientFlowMonitor(), ActivationStats()])}
+
+
+def lessons_all_sides(settings: Settings) -> dict[str, Side]:
+    def call() -> dict[str, Any]:
+        command = [sys.executable, "-m", "dlbasics", "lesson", "all", "--out", str(settings.out / "lesson_all")]
+        done = subprocess.run(command + (["--fast"] if settings.quick else []), cwd=ROOT, capture_output=True,
+                              text=True)
+        if done.returncode:
+            print(f"dlbasics lesson all failed ({done.returncode}):\n{done.stderr[-3000:]}", file=sys.stderr)
+        return {"returncode": done.returncode}
+    return {"dlbasics lesson all": lambda: call}
+
+
+MNIST_NOTES = [
+    "dlbasics: the lesson's variant with max_epochs 1: trains on the 55,000-image train split (batch 128), "
+    "Lightning's 2-batch sanity check, validation on the 5,000-image val split (batch 1000), test on the 10,000 "
+    "test images, the lesson's figure callbacks and TensorBoard logging.",
+    "raw tensors: the same splits and batch sizes as uint8 tensors in memory, normalised per batch; train, val, test.",
+    "torchvision loop: the notebook's torchvision MNIST + ToTensor + Normalize, DataLoader batch 128 shuffled over "
+    "all 60,000 training images (5,000 more than dlbasics trains on), then the 10,000 test images in batches of "
+    "1000; no separate validation. Dataset objects are built before timing.",
+]
+WORKLOADS: dict[str, Workload] = {w.name: w for w in (
+    Workload("tinynet", "L5 TinyNet sine", tinynet_sides, [Comparison("raw tensors", target=at_most(3))], [
+        "Both: 500 full-batch SGD epochs (fast: 50), MSE; validation each epoch on 100 noiseless points (the "
+        "SineDataModule's val split, identical to its test split), test once at the end.",
+        "dlbasics also draws the RegressionFit figure and logs to TensorBoard."]),
+    Workload("dropnet", "L4 DropNet quadratic", dropnet_sides, [Comparison("raw tensors", target=at_most(3))], [
+        "Both: 80 full-batch Adam epochs (fast: 8), dropout 0.5; validation loss and accuracy each epoch; no test."]),
+    Workload("moons", "L7 moons MLP", moons_sides,
+             [Comparison("raw tensors"), Comparison("lesson DataLoader", "baseline/dlbasics", at_least(4))], [
+        "All: 40 epochs (fast: 4), batch 64, validation on the test split each epoch, test at the end.",
+        "raw tensors: randperm + index slices of the in-memory tensors; lesson DataLoader: TensorDataset + "
+        "DataLoader(batch_size=64, shuffle=True), test DataLoader(batch_size=64).",
+        "dlbasics also draws the DecisionBoundary figure every 5 epochs and logs to TensorBoard."]),
+    Workload("mnist_mlp", "MNIST 784-128-10, one epoch", partial(mnist_sides, lesson="mnist", build=mlp_variant,
+                                                                   make_net=raw_loops.mnist_mlp),
+             [Comparison("raw tensors"), Comparison("torchvision loop", "baseline/dlbasics", at_least(5))],
+             [*MNIST_NOTES, "dlbasics also draws the confusion-matrix and misclassified-digits figures after the "
+                            "test."],
+             max_repeats=3),
+    Workload("mnist_cnn", "MNIST SmallCNN, one epoch", partial(mnist_sides, lesson="basics", build=mnist_cnn_variant,
+                                                       make_net=raw_loops.small_cnn),
+             [Comparison("raw tensors", target=at_most(1.0)), Comparison("torchvision loop", "baseline/dlbasics")],
+             [*MNIST_NOTES, "dlbasics also draws the feature-maps figure (8 digits x 17 tiles, PNG + TensorBoard "
+                           "image) after each validation epoch and after the test."], max_repeats=3,
+             extra=partial(rate_notes, net=raw_loops.small_cnn, input_shape=(1, 28, 28), classes=10)),
+    Workload("callbacks", "CNN callbacks overhead", callbacks_sides,
+             [Comparison("without callbacks", "dlbasics/baseline", at_most(1.10), dlbasics="with callbacks")], [
+        "The mnist_cnn dlbasics run, with GradientFlowMonitor() and ActivationStats() (default arguments) "
+        "appended to the lesson's callbacks, against the same run without them."], max_repeats=3),
+    Workload("lessons_all", "`dlbasics lesson all`", lessons_all_sides,
+             [Comparison(None, target=Target(f"≤ {LESSONS_ALL_TARGET_S:g} s", lambda ratio: ratio <= 1.0),
+                         dlbasics="dlbasics lesson all", reference_s=LESSONS_ALL_TARGET_S)], [
+        "`python -m dlbasics lesson all --out <tmp>` in a subprocess, run once (--quick adds --fast: the target "
+        "applies to the full run only)."], max_repeats=1),
+)}
