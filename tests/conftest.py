@@ -1,5 +1,22 @@
+import os
+
 import lightning as L
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def restore_environment():
+    """Give every test the process environment it started with back when it ends.
+
+    Lightning's DDP launcher writes ``LOCAL_RANK``, ``NODE_RANK``, ``MASTER_PORT``, ... into ``os.environ`` of the
+    process that runs a ``ddp`` fit, and ``seed_everything`` writes ``PL_GLOBAL_SEED``. Left behind by an in-process
+    test, ``LOCAL_RANK`` makes a later two-process ``dlbasics`` run believe its ranks were started externally: rank 0
+    then waits for a rank 1 that nobody starts (CI hung this way).
+    """
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def quiet_trainer(tmp_path, **kwargs) -> L.Trainer:

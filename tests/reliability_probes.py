@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,18 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils._python_dispatch import TorchDispatchMode
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# What a DDP launcher tells the processes it starts. A child that inherits them believes it is one of those processes.
+LAUNCHER_VARIABLES = ("LOCAL_RANK", "NODE_RANK", "GLOBAL_RANK", "RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE",
+                      "MASTER_ADDR", "MASTER_PORT", "PL_GLOBAL_SEED", "PL_SEED_WORKERS")
+
+
+def child_environment() -> dict[str, str]:
+    """The environment for a test's ``dlbasics`` subprocess: this one without DDP launcher variables, with ``tests/``
+    on ``PYTHONPATH`` so the subprocess can import this module."""
+    env = {key: value for key, value in os.environ.items() if key not in LAUNCHER_VARIABLES}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))
+    return env
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from reliability_probes import child_environment
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from dlbasics.cli import cli_main
@@ -88,7 +89,8 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     command = [str(Path(sys.executable).parent / "dlbasics"), "fit", "--config", str(ROOT / "configs/moons_mlp.yaml"),
                "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
                "--trainer.max_epochs", "2", "--trainer.enable_progress_bar", "false"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                            env=child_environment())
     assert result.returncode == 0, result.stderr[-3000:]
     checkpoint = tmp_path / "lightning_logs/moons_mlp/version_0/checkpoints/last.ckpt"
     saved = torch.load(checkpoint, weights_only=True)

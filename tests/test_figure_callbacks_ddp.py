@@ -9,6 +9,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from reliability_probes import child_environment
 from test_figure_callbacks import highest_loss, pngs, run_folder
 from torch.nn import functional as F
 
@@ -53,10 +54,8 @@ def run_on_two_processes(folder: str) -> None:
 @pytest.mark.slow
 def test_every_sample_counts_once_under_ddp_with_uneven_shards(tmp_path):
     # In a subprocess with a time limit: a stalled collective must fail the test, not hang the suite.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent),
-                                                                      os.environ.get("PYTHONPATH")]))}
     code = f"from test_figure_callbacks_ddp import run_on_two_processes; run_on_two_processes({str(tmp_path)!r})"
-    process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-c", code], env=child_environment(), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         output, _ = process.communicate(timeout=90)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from reliability_probes import ROOT, scalars, tensor_digest
+from reliability_probes import ROOT, child_environment, scalars, tensor_digest
 from torch.nn import functional as F
 
 from dlbasics.data import MNISTDataModule, MoonsDataModule
@@ -35,11 +35,9 @@ def dlbasics(folder: Path, *args: str, timeout: int = 300) -> tuple[int, str]:
 
     On a timeout (a deadlocked collective) the whole process group goes, the DDP workers included.
     """
-    path = os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": path}
     command = [str(Path(sys.executable).parent / "dlbasics"), *args, "--trainer.accelerator", "cpu",
                "--trainer.devices", "2", "--trainer.enable_progress_bar", "false"]
-    process = subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    process = subprocess.Popen(command, cwd=folder, env=child_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, start_new_session=True)
     try:
         output, _ = process.communicate(timeout=timeout)
