@@ -7,6 +7,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from dlbasics.callbacks.collect import Collector
 from dlbasics.callbacks.confusion_matrix import ConfusionMatrix
 from dlbasics.callbacks.decision_boundary import DecisionBoundary
 from dlbasics.callbacks.feature_maps import FeatureMaps
@@ -106,6 +107,35 @@ def test_regression_fit_draws_model_truth_and_points(make_trainer, tmp_path):
     assert callback.history[-1]["train_mse"] == pytest.approx(float(train_mse), rel=1e-5)
     overlay = fit_figure(last, "runs", curves={"a": last["pred"], "b": last["pred"] + 1})  # several runs' fits
     assert [line.get_label() for line in overlay.axes[0].lines] == ["true function", "a", "b"]
+
+
+@pytest.mark.parametrize("make_callback", [lambda: DecisionBoundary(every_n_epochs=4, resolution=10),
+                                           lambda: RegressionFit(every_n_epochs=4, resolution=10)])
+def test_figure_callbacks_gather_points_only_in_the_epochs_that_need_them(make_trainer, monkeypatch, make_callback):
+    gathered_in = []
+    gather = Collector.gather
+
+    def recording(self, trainer):
+        gathered_in.append(trainer.current_epoch)
+        return gather(self, trainer)
+    monkeypatch.setattr(Collector, "gather", recording)
+    callback = make_callback()
+    torch.manual_seed(0)
+    if isinstance(callback, DecisionBoundary):
+        dm, model = MoonsDataModule(n_samples=200, batch_size=64), Classifier(hidden_sizes=[8])
+    else:
+        dm, model = SineDataModule(n_train=20, n_eval=30, batch_size=8), Regressor(input_shape=(1,), num_outputs=1,
+                                                                                 hidden_sizes=[8])
+    make_trainer(max_epochs=7, callbacks=[callback]).fit(model, dm)
+    # The first epoch (a fallback for the final figure), the due epoch 3, the last epoch 6 for the final figure;
+    # RegressionFit gathers its train and its val points in each.
+    per_epoch = 1 if isinstance(callback, DecisionBoundary) else 2
+    assert gathered_in == [e for e in (0, 3, 6) for _ in range(per_epoch)]
+    assert [h["epoch"] for h in callback.history] == [3, 7]  # the end-of-training figure: after epoch 6
+    if isinstance(callback, DecisionBoundary):  # every figure shows the whole split
+        assert [h["n_points"] for h in callback.history] == [50, 50]
+    else:
+        torch.testing.assert_close(callback.last["train_x"].sort().values, dm.split("train")[0].reshape(-1))
 
 
 def test_regression_fit_named_truth_and_wrong_inputs(make_trainer, tmp_path):

@@ -41,6 +41,21 @@ def is_due(trainer: Trainer, every_n_epochs: int) -> bool:
     return trainer.state.fn != "fit" or (trainer.current_epoch + 1) % every_n_epochs == 0
 
 
+def points_needed(trainer: Trainer, every_n_epochs: int, have_points: bool) -> bool:
+    """Whether a figure callback must gather this epoch's points (decide at the stage's start).
+
+    Outside fitting, always. While fitting: when a figure is due, in the last epoch (for the end-of-training figure),
+    or while the callback holds no points yet (the end-of-training figure's fallback if training stops early). The
+    epochs in between skip the per-batch copies and the gather (a collective under DDP; every rank decides alike).
+    """
+    if trainer.sanity_checking:
+        return False
+    if trainer.state.fn != "fit" or not have_points or is_due(trainer, every_n_epochs):
+        return True
+    max_epochs = trainer.max_epochs
+    return max_epochs is not None and max_epochs > 0 and trainer.current_epoch >= max_epochs - 1
+
+
 def split_batch(batch: Any, who: str) -> tuple[Tensor, Tensor]:
     """``(inputs, targets)`` of a batch ``(inputs, targets, ...)``; a TypeError that names ``who`` otherwise."""
     if isinstance(batch, (tuple, list)) and len(batch) >= 2 and all(isinstance(t, Tensor) for t in batch[:2]):

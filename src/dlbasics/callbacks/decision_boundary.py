@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from dlbasics.callbacks.collect import (Collector, StageHooks, check_choice, check_int, forward_eval, is_due,
-                                       split_batch)
+                                       points_needed, split_batch)
 from dlbasics.figures import new_figure, publish_figure
 
 STAGES = ("train", "val", "test")
@@ -70,6 +70,7 @@ class DecisionBoundary(StageHooks):
         self.history: list[dict[str, Any]] = []
         self.last: dict[str, Tensor] = {}
         self._points = Collector()
+        self._collecting = False  # whether this epoch's points are needed (`points_needed`)
         self._gathered: dict[str, Tensor] = {}
         self._drawn_step = -1
 
@@ -77,9 +78,10 @@ class DecisionBoundary(StageHooks):
     def stage_start(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage == self.stage:
             self._points.reset()
+            self._collecting = points_needed(trainer, self.every_n_epochs, bool(self._gathered))
 
     def stage_batch(self, trainer: Trainer, pl_module: LightningModule, stage: str, batch: Any) -> None:
-        if stage != self.stage or trainer.sanity_checking:
+        if stage != self.stage or not self._collecting:
             return
         x, y = split_batch(batch, "DecisionBoundary")
         if x.shape[1:] != (2,):
@@ -89,9 +91,9 @@ class DecisionBoundary(StageHooks):
         self._points.add(trainer, {"x": x, "y": y})
 
     def stage_end(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if stage != self.stage or trainer.sanity_checking:
+        if stage != self.stage or not self._collecting:
             return
-        gathered = self._points.gather(trainer)  # collective: every rank, every epoch
+        gathered = self._points.gather(trainer)  # collective: every rank decided alike to collect
         if gathered:
             self._gathered = gathered
             if is_due(trainer, self.every_n_epochs):

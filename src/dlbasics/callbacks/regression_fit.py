@@ -11,7 +11,8 @@ from lightning.pytorch import LightningModule, Trainer
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from dlbasics.callbacks.collect import Collector, StageHooks, check_int, forward_eval, is_due, split_batch
+from dlbasics.callbacks.collect import (Collector, StageHooks, check_int, forward_eval, is_due, points_needed,
+                                       split_batch)
 from dlbasics.data.sine import TARGETS
 from dlbasics.figures import new_figure, publish_figure
 
@@ -63,6 +64,7 @@ class RegressionFit(StageHooks):
         self.history: list[dict[str, Any]] = []
         self.last: dict[str, Tensor | None] = {}
         self._collectors = {"train": Collector(), "val": Collector()}
+        self._collecting = {"train": False, "val": False}  # whether this epoch's points are needed
         self._points: dict[str, dict[str, Tensor]] = {}  # the latest gathered points of each
         self._truth: Callable[[Tensor], Tensor] | None = None
         self._drawn_step = -1
@@ -74,14 +76,16 @@ class RegressionFit(StageHooks):
     def stage_start(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage in self._collectors:
             self._collectors[stage].reset()
+            self._collecting[stage] = trainer.state.fn == "fit" and points_needed(
+                trainer, self.every_n_epochs, bool(self._points.get(stage)))
 
     def stage_batch(self, trainer: Trainer, pl_module: LightningModule, stage: str, batch: Any) -> None:
-        if stage in self._collectors and not trainer.sanity_checking:
+        if self._collecting.get(stage):
             x, y = split_batch(batch, "RegressionFit")
             self._collectors[stage].add(trainer, {"x": _one_column(x, "inputs"), "y": _one_column(y, "targets")})
 
     def stage_end(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if stage not in self._collectors or trainer.sanity_checking or trainer.state.fn != "fit":
+        if not self._collecting.get(stage):
             return
         self._points[stage] = self._collectors[stage].gather(trainer)  # collective: every rank
         if stage == "train" and is_due(trainer, self.every_n_epochs):  # the epoch's validation has run
