@@ -26,6 +26,7 @@ from dlbasics.lessons.regularization import tinynet
 from dlbasics.lessons.runner import Variant
 
 from benchmarks import raw_loops
+from benchmarks.bare_lightning import bare_side
 from benchmarks.flops import rate_notes
 from benchmarks.lesson_runs import ROOT, Build, Settings, lesson_side, reference, validation_split
 from benchmarks.raw_loops import Stage, TensorBatches, mnist_pixels, train_and_evaluate
@@ -117,16 +118,18 @@ def tensor_stages(variant: Variant) -> tuple[Stage, Stage, Stage | None]:
 def tinynet_sides(settings: Settings) -> dict[str, Side]:
     build = partial(tinynet, name="none")
     ref = reference(settings, "regularization", build)
-    return {"raw tensors": raw_side(raw_loops.tinynet, partial(torch.optim.SGD, lr=0.01), F.mse_loss,
-                                    ref.max_epochs, tensor_stages(ref)),
+    sgd = partial(torch.optim.SGD, lr=0.01)
+    return {"raw tensors": raw_side(raw_loops.tinynet, sgd, F.mse_loss, ref.max_epochs, tensor_stages(ref)),
+            "bare Lightning": bare_side(raw_loops.tinynet, sgd, F.mse_loss, ref),
             "dlbasics": lesson_side(settings, "regularization", build, ref.data)}
 
 
 def dropnet_sides(settings: Settings) -> dict[str, Side]:
     build = partial(dropnet_variant, name="dropout_0.5", dropout=0.5)
     ref = reference(settings, "dropout", build)
-    return {"raw tensors": raw_side(partial(raw_loops.dropnet, 0.5), partial(torch.optim.Adam, lr=0.08),
-                                    F.cross_entropy, ref.max_epochs, tensor_stages(ref)),
+    net, adam = partial(raw_loops.dropnet, 0.5), partial(torch.optim.Adam, lr=0.08)
+    return {"raw tensors": raw_side(net, adam, F.cross_entropy, ref.max_epochs, tensor_stages(ref)),
+            "bare Lightning": bare_side(net, adam, F.cross_entropy, ref),
             "dlbasics": lesson_side(settings, "dropout", build, ref.data)}
 
 
@@ -137,6 +140,7 @@ def moons_sides(settings: Settings) -> dict[str, Side]:
     test_loader = Stage(DataLoader(TensorDataset(x_test, y_test), batch_size=64))
     loaders = (Stage(DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True)), test_loader, test_loader)
     return {"raw tensors": raw_side(raw_loops.moons_mlp, adam, F.cross_entropy, ref.max_epochs, tensor_stages(ref)),
+            "bare Lightning": bare_side(raw_loops.moons_mlp, adam, F.cross_entropy, ref),
             "dlbasics": lesson_side(settings, "basics", moons_mlp_variant, ref.data),
             "lesson DataLoader": raw_side(raw_loops.moons_mlp, adam, F.cross_entropy, ref.max_epochs, loaders)}
 
@@ -201,15 +205,22 @@ MNIST_NOTES = [
     "all 60,000 training images (5,000 more than dlbasics trains on), then the 10,000 test images in batches of "
     "1000; no separate validation. Dataset objects are built before timing.",
 ]
+# Lightning's floor (bare Lightning / raw loop) and what dlbasics adds on top of it (dlbasics / bare Lightning).
+FLOOR = [Comparison("raw tensors", dlbasics="bare Lightning"), Comparison("bare Lightning")]
 WORKLOADS: dict[str, Workload] = {w.name: w for w in (
-    Workload("tinynet", "L5 TinyNet sine", tinynet_sides, [Comparison("raw tensors", target=at_most(3))], [
+    Workload("tinynet", "L5 TinyNet sine", tinynet_sides,
+             [Comparison("raw tensors", target=at_most(3)), *FLOOR], [
         "Both: 500 full-batch SGD epochs (fast: 50), MSE; validation each epoch on 100 noiseless points (the "
         "SineDataModule's val split, identical to its test split), test once at the end.",
-        "dlbasics also draws the RegressionFit figure and logs to TensorBoard."]),
-    Workload("dropnet", "L4 DropNet quadratic", dropnet_sides, [Comparison("raw tensors", target=at_most(3))], [
+        "dlbasics also draws the RegressionFit figure and logs to TensorBoard.",
+        "bare Lightning: the raw loop's network, loss and optimizer in a LightningModule that logs nothing, on the "
+        "same datamodule, with no callbacks, logger or checkpointing (benchmarks/bare_lightning.py)."]),
+    Workload("dropnet", "L4 DropNet quadratic", dropnet_sides,
+             [Comparison("raw tensors", target=at_most(3)), *FLOOR], [
         "Both: 80 full-batch Adam epochs (fast: 8), dropout 0.5; validation loss and accuracy each epoch; no test."]),
     Workload("moons", "L7 moons MLP", moons_sides,
-             [Comparison("raw tensors"), Comparison("lesson DataLoader", "baseline/dlbasics", at_least(4))], [
+             [Comparison("raw tensors"), *FLOOR, Comparison("lesson DataLoader", "baseline/dlbasics", at_least(4)),
+              Comparison("lesson DataLoader", "baseline/dlbasics", dlbasics="raw tensors")], [
         "All: 40 epochs (fast: 4), batch 64, validation on the test split each epoch, test at the end.",
         "raw tensors: randperm + index slices of the in-memory tensors; lesson DataLoader: TensorDataset + "
         "DataLoader(batch_size=64, shuffle=True), test DataLoader(batch_size=64).",
