@@ -115,3 +115,30 @@ def test_predict_returns_probabilities(make_trainer):
     probs = torch.cat(batches)
     assert probs.shape == (25, 2)
     assert torch.allclose(probs.sum(1), torch.ones(25))
+
+
+def test_channels_last_cnn_is_the_same_network_in_another_memory_format(make_trainer, tmp_path, fake_mnist):
+    def cnn(channels_last: bool) -> Classifier:
+        L.seed_everything(0)
+        return Classifier(input_shape=(1, 28, 28), num_outputs=10, network="cnn", channels=[4, 8], hidden_sizes=[16],
+                          channels_last=channels_last)
+    plain, fast = cnn(False), cnn(True)
+    conv = fast.network.features[3].weight  # the second conv: with 1 input channel both formats coincide
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), fast.state_dict().values()))
+    x = torch.randn(6, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(fast.eval()(x), plain.eval()(x))  # equal to float rounding
+
+    from dlbasics.data import MNISTDataModule
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    dm = MNISTDataModule(data_dir=fake_mnist, val_size=100, batch_size=64)
+    trainer = make_trainer(max_epochs=1, limit_train_batches=5, limit_val_batches=1, enable_checkpointing=True,
+                           callbacks=[checkpoint])
+    trainer.fit(fast, dm)
+    assert fast.network.features[3].weight.is_contiguous(memory_format=torch.channels_last)  # kept while training
+    restored = Classifier.load_from_checkpoint(checkpoint.last_model_path)
+    assert restored.hparams.channels_last
+    assert restored.network.features[3].weight.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert torch.equal(restored.eval()(x), fast.eval()(x))

@@ -55,6 +55,10 @@ class System(LightningModule):
         batch_norm: add batch norm before each hidden activation.
         channels: output channels of each conv block (``cnn`` only).
         negative_slope: negative slope of ``leaky_relu``.
+        channels_last: keep the network's 4-D (conv) weights in channels-last memory format. Convolutions then
+            give channels-last outputs, on which pooling is several times faster on CPU; the L7 CNN trains
+            faster on 2 CPU cores (``python -m benchmarks --only mnist_cnn``). Results agree with the default
+            format to float rounding, not bitwise. No effect on networks without conv layers.
         optimizer: optimizer factory; in YAML a ``class_path`` such as ``torch.optim.AdamW`` with
             ``init_args`` (``lr``, ``weight_decay``, ...).
         lr_scheduler: optional learning-rate scheduler factory, stepped every epoch
@@ -72,6 +76,7 @@ class System(LightningModule):
         batch_norm: bool = False,
         channels: Sequence[int] = (32, 64),
         negative_slope: float = 0.01,
+        channels_last: bool = False,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -85,6 +90,8 @@ class System(LightningModule):
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.network = build_network(network, input_shape, num_outputs, hidden_sizes, activation, dropout,
                                      batch_norm, channels, negative_slope)
+        if channels_last:
+            self.network.to(memory_format=torch.channels_last)  # changes only 4-D tensors: conv weights
         self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
         self.example_input_array = torch.zeros(2, *input_shape)
         self.losses = nn.ModuleDict({stage: MeanMetric() for stage in ("fit", "validate", "test")})
