@@ -7,7 +7,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from dlbasics.callbacks.activation_stats import ActivationStats, histogram, scatter_histogram
+from dlbasics.callbacks.activation_stats import ActivationStats
+from dlbasics.callbacks.activation_sums import histogram, histogram_sample, scatter_histogram
 from dlbasics.callbacks.activation_swap import ActivationSwap, Swap
 from dlbasics.models.components.mlp import MLP
 
@@ -96,6 +97,28 @@ def test_every_n_batches_samples_the_first_of_each_n(make_trainer):
     assert stats.history[0]["layers"]["net.1"]["mean"] == pytest.approx(sampled.mean().item(), abs=1e-6)
 
 
+def test_histogram_counts_evenly_spaced_examples_of_a_big_batch_and_the_rest_every_value(make_trainer):
+    x = torch.linspace(-3, 3, 64)[:, None]
+    layer = linear([[1.0]] * 10, [0.1 * i for i in range(10)])  # 64 examples x 10 units = 640 values per batch
+    stats = ActivationStats(every_n_batches=1, hist_max_values=200)
+    fit(make_trainer, nn.Sequential(layer, nn.Tanh()), x, stats, max_epochs=1)  # one batch of 64
+    with torch.no_grad():
+        y = torch.tanh(layer(x))
+    got = stats.history[0]["layers"]["net.1"]
+    counted = y[::4]  # 640 / 200 -> every 4th example: 16 examples, 160 values
+    assert got["hist"] == torch.histc(counted, 40, -1.0, 1.0).tolist() and sum(got["hist"]) == 160
+    assert got["mean"] == pytest.approx(y.mean().item(), abs=1e-6)  # the moments see every value
+    assert got["saturated_frac"] == pytest.approx((y.abs() > 0.97).float().mean().item(), abs=1e-6)
+
+
+def test_histogram_sample_keeps_at_least_one_whole_example():
+    y = torch.randn(8, 3, 4, 4)  # 48 values per example
+    assert histogram_sample(y, None) is y and histogram_sample(y, 10_000) is y
+    assert torch.equal(histogram_sample(y, 100), y[::4])  # 384 values / 100 -> every 4th example
+    assert torch.equal(histogram_sample(y, 5), y[:1])
+    assert torch.equal(histogram_sample(torch.arange(10.0), 3), torch.tensor([0.0, 4.0, 8.0]))
+
+
 def test_histogram_matches_histc():
     y = torch.randn(1000) * 0.7
     y[:3] = torch.tensor([-1.0, 1.0, 5.0])  # both edges count, like histc; outside values count nowhere
@@ -154,6 +177,7 @@ def test_no_matching_layer_is_refused_with_the_layers_found(make_trainer):
     ({"pattern": "["}, "pattern '[' is not a valid regular expression"),
     ({"every_n_batches": 0}, "every_n_batches 0 must be a positive integer"),
     ({"bins": 2.5}, "bins 2.5 must be a positive integer"),
+    ({"hist_max_values": 0}, "hist_max_values 0 must be a positive integer"),
     ({"ranges": {"relu": (3.0, 1.0)}}, "ranges['relu'] = [3.0, 1.0] must have min < max"),
     ({"ranges": {"prelu": (0.0, 1.0)}}, "ranges key 'prelu' is not one of"),
 ])  # fmt: skip

@@ -16,95 +16,8 @@ from torch import Tensor, nn
 from dlbasics.activations import ACTIVATIONS, activation_name, check_activation
 from dlbasics.callbacks.activation_layers import describe_activations, find_activations
 from dlbasics.callbacks.activation_stats_plots import activations_over_time_figure, add_tensorboard_histogram
+from dlbasics.callbacks.activation_sums import HIST_RANGES, LayerSums
 from dlbasics.figures import publish_figure
-
-# Output <= 0 exactly when the pre-activation is <= 0, so "never positive" = would be a dead ReLU unit.
-DEAD_KINDS = ("relu", "leaky_relu", "elu", "gelu", "silu")
-SATURATED = {"sigmoid": lambda y: (y < 0.01) | (y > 0.99), "tanh": lambda y: y.abs() > 0.97}
-# Fixed histogram range per activation; values outside are counted in no bin.
-HIST_RANGES = {
-    "sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "relu": (0.0, 4.0), "leaky_relu": (-0.5, 4.0),
-    "elu": (-1.0, 4.0), "gelu": (-0.5, 4.0), "silu": (-0.5, 4.0), "identity": (-4.0, 4.0),
-}  # fmt: skip
-
-
-def histogram(y: Tensor, bins: int, low: float, high: float) -> Tensor:
-    """Counts of ``y`` in ``bins`` equal bins over ``[low, high]`` (values outside are not counted), on ``y``'s device.
-
-    ``torch.histc`` is one pass and the fast choice, but it raises on CUDA under
-    ``torch.use_deterministic_algorithms`` (``Trainer(deterministic=True)``); there a 1-D ``scatter_add_``, which
-    has a deterministic CUDA path, does the same count.
-    """
-    if not (y.is_cuda and torch.are_deterministic_algorithms_enabled()):
-        return torch.histc(y.detach().flatten().float(), bins=bins, min=low, max=high)
-    return scatter_histogram(y, bins, low, high)
-
-
-def scatter_histogram(y: Tensor, bins: int, low: float, high: float) -> Tensor:
-    """``histogram`` by ``scatter_add_``: slower on CPU, but deterministic on CUDA."""
-    pos = torch.nan_to_num((y.flatten() - low) * (bins / (high - low)), nan=-1.0)
-    index = torch.where(pos == bins, bins - 1, pos.floor()).clamp(-1, bins).long() + 1  # 0: below, bins + 1: above
-    counts = torch.zeros(bins + 2, device=y.device).scatter_add_(0, index, torch.ones_like(pos))
-    return counts[1:-1]
-
-
-class _LayerSums:
-    """One layer's running statistics over an epoch, kept on the training device: no host sync until `pack`."""
-
-    def __init__(self, bins: int) -> None:
-        self.bins, self.kind, self.hist_range = bins, "", (0.0, 0.0)
-        self.moments: Tensor | None = None  # n, mean, M2 (sum of squared deviations)
-        self.seen = False  # any batch added since the last `pack`
-
-    def add(self, y: Tensor, kind: str, hist_range: tuple[float, float]) -> None:
-        y = y.detach().float()
-        if self.moments is None:
-            self.moments = y.new_zeros(3)
-            self.counts = y.new_zeros(3)  # elements seen as a ReLU-family kind, as sigmoid/tanh; saturated elements
-            units = y.shape[1] if y.dim() > 1 else 1  # features of (B, F), channels of (B, C, H, W)
-            self.alive = torch.zeros(units, dtype=torch.bool, device=y.device)
-            self.hist = y.new_zeros(self.bins)
-        if hist_range != self.hist_range:  # first call, or the layer was swapped: restart the epoch's histogram
-            self.hist.zero_()
-        self.kind, self.hist_range, self.seen = kind, hist_range, True
-        # Merge this batch's moments into the running ones (Chan et al.), stable in float32.
-        n_b = y.numel()
-        var_b, mean_b = torch.var_mean(y, correction=0)
-        n_a, mean_a, m2_a = self.moments.unbind()
-        n, delta = n_a + n_b, mean_b - mean_a
-        self.moments = torch.stack([n, mean_a + delta * n_b / n, m2_a + var_b * n_b + delta.square() * n_a * n_b / n])
-        if kind in DEAD_KINDS:
-            self.counts[0] += n_b
-            self.alive |= y.amax(dim=[d for d in range(y.dim()) if d != 1]).reshape(-1) > 0  # (C,): any value > 0
-        if kind in SATURATED:
-            self.counts[1] += n_b
-            self.counts[2] += SATURATED[kind](y).sum()
-        self.hist += histogram(y, self.bins, *hist_range)
-
-    def pack(self) -> Tensor:
-        """Everything as one flat float tensor, then zeroed for the next epoch."""
-        packed = torch.cat([self.moments, self.counts, self.alive.float(), self.hist])
-        for tensor in (self.moments, self.counts, self.alive, self.hist):
-            tensor.zero_()
-        self.seen = False
-        return packed
-
-    def read(self, rows: np.ndarray) -> dict[str, Any]:
-        """Statistics from ``pack`` results gathered from every rank, ``rows`` of shape (ranks, size)."""
-        n, mean = rows[:, 0], rows[:, 1]
-        total = n.sum()
-        mean_all = float((n * mean).sum() / total)
-        m2 = rows[:, 2].sum() + (n * (mean - mean_all) ** 2).sum()  # Chan et al. again, across ranks
-        dead_seen, sat_seen, saturated = rows[:, 3:6].sum(0)
-        alive = rows[:, 6:-self.bins].max(0)
-        stats = {"kind": self.kind, "mean": mean_all, "std": float(np.sqrt(m2 / total))}
-        if dead_seen:
-            stats["dead_frac"] = float(1.0 - alive.mean())
-        if sat_seen:
-            stats["saturated_frac"] = float(saturated / sat_seen)
-        stats.update(hist=rows[:, -self.bins :].sum(0).tolist(), hist_range=list(self.hist_range))
-        return stats
-
 
 class ActivationStats(Callback):
     """Per layer and epoch, statistics of the activation modules' outputs on training batches; works with any model.
@@ -121,7 +34,8 @@ class ActivationStats(Callback):
       value seen, i.e. pre-activation <= 0 throughout (for relu: output exactly 0). The non-relu ones still pass
       a small gradient; the number shows the units that would be dead ReLUs.
     - ``saturated_frac`` (sigmoid, tanh): fraction of output values with sigmoid < 0.01 or > 0.99, |tanh| > 0.97.
-    - a fixed-bin histogram of the values over a fixed range per activation (``HIST_RANGES``, or ``ranges``).
+    - a fixed-bin histogram of the values over a fixed range per activation (``HIST_RANGES``, or ``ranges``);
+      of at most ``hist_max_values`` values per layer and sampled batch.
 
     Logged at each epoch's end as ``act/<layer>/<stat>``, ``<layer>`` the qualified module name, plus histograms
     ``act/<layer>/hist`` on TensorBoard loggers if asked; when training ends, the figure ``act/over_time``
@@ -136,11 +50,15 @@ class ActivationStats(Callback):
         kinds: registry names of the activations to watch; None watches all but ``identity``.
         pattern: regular expression searched in the qualified module names, e.g. ``"encoder"``; None keeps all.
         every_n_batches: compute on every n-th training batch of each epoch (``batch_idx % n == 0``; the first
-            batch always counts, so full-batch training is measured every epoch). The statistics cost several
-            passes over every activation (on a CNN about as much as the training step itself), so the default
-            samples one batch in 10; 1 measures every batch. Dead units are judged on the sampled batches.
+            batch always counts, so full-batch training is measured every epoch). The statistics cost a few
+            passes over every activation (on a CNN about half a training step), so the default samples one
+            batch in 10; 1 measures every batch. Dead units are judged on the sampled batches.
         log_histograms: also add TensorBoard histograms ``act/<layer>/hist`` every epoch.
         bins: number of histogram bins.
+        hist_max_values: the histogram counts at most this many values of a layer per sampled batch: whole
+            examples, evenly spaced through the batch (every k-th). A histogram is a slow single pass on CPU, and
+            its shape needs far fewer values than a conv layer puts out; mean, std, dead and saturated units
+            always use every value. None counts every value.
         ranges: histogram ``[min, max]`` per registry name, replacing those ``HIST_RANGES`` gives, e.g.
             ``{relu: [0, 10]}``.
         plot: draw the activations-over-time figure when training ends.
@@ -153,6 +71,7 @@ class ActivationStats(Callback):
         every_n_batches: int = 10,
         log_histograms: bool = False,
         bins: int = 40,
+        hist_max_values: int | None = 2**18,
         ranges: dict[str, tuple[float, float]] | None = None,
         plot: bool = True,
     ) -> None:
@@ -163,7 +82,9 @@ class ActivationStats(Callback):
             self._regex = None if pattern is None else re.compile(pattern)
         except re.error as err:
             raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {err}") from None
-        for name, value in (("every_n_batches", every_n_batches), ("bins", bins)):
+        for name, value in (("every_n_batches", every_n_batches), ("bins", bins), ("hist_max_values", hist_max_values)):
+            if name == "hist_max_values" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} {value!r} must be a positive integer")
         self.ranges = dict(HIST_RANGES)
@@ -173,9 +94,9 @@ class ActivationStats(Callback):
                 raise ValueError(f"ranges[{kind!r}] = [{low}, {high}] must have min < max")
             self.ranges[kind] = (float(low), float(high))
         self.pattern, self.every_n_batches, self.log_histograms = pattern, every_n_batches, log_histograms
-        self.bins, self.plot = bins, plot
+        self.bins, self.hist_max_values, self.plot = bins, hist_max_values, plot
         self.history: list[dict[str, Any]] = []
-        self._sums: dict[str, _LayerSums] = {}
+        self._sums: dict[str, LayerSums] = {}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._sampling = False
 
@@ -194,7 +115,7 @@ class ActivationStats(Callback):
                 f"{describe_activations({name: kind for name, _, kind in found})}. Change `kinds` or `pattern`."
             )
         self._remove_hooks()
-        self._sums = {name: _LayerSums(self.bins) for name, _ in chosen}
+        self._sums = {name: LayerSums(self.bins, self.hist_max_values) for name, _ in chosen}
         self._handles = [module.register_forward_hook(partial(self._hook, name)) for name, module in chosen]
         if self.log_histograms and not any(isinstance(lg, TensorBoardLogger) for lg in trainer.loggers):
             rank_zero_warn("ActivationStats(log_histograms=True) needs a TensorBoardLogger in Trainer(logger=...); "

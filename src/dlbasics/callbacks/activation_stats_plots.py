@@ -22,7 +22,7 @@ def activations_over_time_figure(history: list[dict[str, Any]]) -> Figure:
     layers = list(dict.fromkeys(name for entry in history for name in entry["layers"]))
     ncols = min(len(layers), 3)
     nrows = math.ceil(len(layers) / ncols)
-    fig = new_figure(4.2 * ncols, 3.2 * nrows)
+    fig = new_figure(4.2 * ncols, 3.2 * nrows, layout="tight")  # drawn during training: the faster layout
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, layer in zip(axes, layers):
         entries = [(entry["epoch"], entry["layers"][layer]) for entry in history if layer in entry["layers"]]
