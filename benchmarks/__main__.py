@@ -56,8 +56,12 @@ def run_workloads(names: list[str], repeats: int, settings: Settings) -> tuple[l
         n = 1 if settings.quick else min(repeats, workload.max_repeats or repeats)
         timings = interleave(workload.sides(settings), n, name)
         title = f"{workload.title} (median of {n})"
-        rows += [comparison.row(title, timings) for comparison in workload.comparisons]
-        notes[title] = [*workload.notes, *timing_notes(timings), *(workload.extra(timings) if workload.extra else [])]
+        workload_rows = [comparison.row(title, timings) for comparison in workload.comparisons]
+        rows += workload_rows
+        extra = workload.extra(timings) if workload.extra else []
+        missed = any(row.met == "no" for row in workload_rows) or any(": not met)" in note for note in extra)
+        gap = [f"gap (target not met): {text}" for text in workload.gap] if missed else []
+        notes[title] = [*workload.notes, *timing_notes(timings), *extra, *gap]
     return rows, notes
 
 

@@ -13,16 +13,18 @@ import torch
 
 from benchmarks.timing import Timings
 
-COLUMNS = ("workload", "baseline", "baseline (s)", "dlbasics (s)", "ratio", "target", "met?")
+COLUMNS = ("workload", "baseline", "baseline (s)", "side", "side (s)", "ratio", "target", "met?")
 
 
 @dataclass
 class Row:
-    """One comparison: medians of the baseline and the dlbasics side, their ratio, and the target."""
+    """One comparison: medians of the baseline and the compared side (a dlbasics run, or bare Lightning), their
+    ratio, and the target."""
 
     workload: str
     baseline: str
     baseline_s: float | None
+    side: str
     dlbasics_s: float
     ratio: str  # e.g. "1.23 (dlbasics/raw tensors)"
     target: str
@@ -30,7 +32,8 @@ class Row:
 
     def cells(self) -> list[str]:
         baseline_s = "—" if self.baseline_s is None else f"{self.baseline_s:.2f}"
-        return [self.workload, self.baseline, baseline_s, f"{self.dlbasics_s:.2f}", self.ratio, self.target, self.met]
+        return [self.workload, self.baseline, baseline_s, self.side, f"{self.dlbasics_s:.2f}", self.ratio, self.target,
+                self.met]
 
 
 def table(rows: list[Row]) -> str:

@@ -76,19 +76,24 @@ class Comparison:
         met = "—" if self.target is None else ("yes" if self.target.check(value) else "no")
         if any(result.get("returncode") for result in timings.results.values()):
             met = "failed"  # a command that failed has no meaningful time
-        return Row(workload, name, theirs, ours, f"{value:.2f} ({label})",
+        return Row(workload, name, theirs, self.dlbasics, ours, f"{value:.2f} ({label})",
                    self.target.text if self.target else "—", met)
 
 
 @dataclass
 class Workload:
-    """A named workload: ``sides(settings)`` builds the sides (untimed); ``extra`` adds notes from the timings."""
+    """A named workload: ``sides(settings)`` builds the sides (untimed); ``extra`` adds notes from the timings.
+
+    ``gap``: for a target that is not met, what the profile showed and what would close the gap; written under
+    the workload only when one of its targets is missed.
+    """
 
     name: str
     title: str
     sides: Callable[[Settings], dict[str, Side]]
     comparisons: list[Comparison]
     notes: list[str] = field(default_factory=list)
+    gap: list[str] = field(default_factory=list)
     max_repeats: int | None = None
     extra: Callable[[Timings], list[str]] | None = None
 
@@ -205,6 +210,48 @@ MNIST_NOTES = [
     "all 60,000 training images (5,000 more than dlbasics trains on), then the 10,000 test images in batches of "
     "1000; no separate validation. Dataset objects are built before timing.",
 ]
+TINY_GAP = [
+    "Lightning's own floor is the 'bare Lightning/raw tensors' row: a LightningModule that logs nothing, with no "
+    "callbacks or logger, already costs that multiple of the raw loop, because each full-batch epoch is one "
+    "training and one validation step and Lightning's fixed cost per epoch (loops, hook dispatch over every "
+    "callback, the optimizer closure, entering and leaving validation, `inspect.signature` on the step methods "
+    "per batch) is larger than the maths. 3x cannot be met by code on top of Lightning.",
+    "The 'dlbasics/bare Lightning' row is what the lesson adds: per epoch, four `self.log` calls of torchmetrics "
+    "objects (train and val loss and R^2 or accuracy: update, compute, reset), Lightning's result collection "
+    "and TensorBoard writes, the lesson's MetricHistory, and the figure callback. cProfile of the L5 run: "
+    "Lightning's per-`self.log` device move was the largest single item (23%); `FastLogging` (the lessons use "
+    "it) skips it, 3.9 s -> 2.9 s. Figure callbacks now gather their points only in epochs that draw.",
+    "What would close it: fewer Lightning calls per epoch. Upstream: a cheaper `_ResultCollection.log` and "
+    "cached hook signatures (Lightning has closed per-call overhead on tiny models as won't-fix, "
+    "Lightning-AI/pytorch-lightning#6196, #8857). Here: a Fabric loop for full-batch lessons, which the lessons "
+    "issue rules out (lessons are real Lightning fits with the project's systems and callbacks).",
+]
+MOONS_GAP = [
+    "The notebook's DataLoader loop is itself only the 'lesson DataLoader/raw tensors' multiple slower than the "
+    "raw-tensor loop: a TensorDataset of 1500 two-feature points collates quickly. So no run that does the same "
+    "steps can be 4x faster than it: not even the raw loop. dlbasics vs bare Lightning ('dlbasics/bare "
+    "Lightning') is the cost of logging loss and accuracy per step and the decision-boundary figure; bare "
+    "Lightning vs raw is Lightning's fixed cost per step (about 1 ms, 24 steps an epoch).",
+]
+CNN_GAP = [
+    "torch.profiler, one training step of batch 128 on 2 cores: the convolutions run at about half the matmul "
+    "rate (forward 5 ms, backward 11 ms per conv call); max-pool, ReLU and their backward passes are "
+    "memory-bound and pull the whole step down. channels_last (the lesson's `channels_last=True`, "
+    "`System(channels_last=...)`) makes pooling about 6x faster and the epoch about 17% faster. torch.compile "
+    "(inductor, CPU) was 2x slower (121 vs 60 ms per step) and is not used; torch keeps its default of one "
+    "thread per core. Beyond that: a fused conv+ReLU+pool kernel (oneDNN post-ops), or bfloat16 on a CPU with "
+    "AMX; neither is available to a plain PyTorch model on this machine.",
+]
+CALLBACKS_GAP = [
+    "Timed per callback method in a one-epoch run: GradientFlowMonitor's per-step norms (1.3 ms a step, "
+    "memory-bound: three norms of the 401k-value fc1 gradient; foreach kernels measured no faster), the "
+    "figures drawn at the end of training (gradient flow, its heatmap, activations over time: about 1 s, a "
+    "fixed cost that a one-epoch run does not amortise), and ActivationStats on one batch in ten. Already cut: "
+    "ActivationStats' moments (two-pass, 3x faster than var_mean) and histograms (at most `hist_max_values` "
+    "values a batch; torch.histc is 28 ms for the first conv's 3.2M values): 2.7 s -> 0.6 s; tight layout for "
+    "these figures (0.67 -> 0.38 s for the activations figure). Closing the rest: draw figures only every few "
+    "epochs (`plot_every_n_epochs`), sample fewer batches (`every_n_batches`).",
+]
 # Lightning's floor (bare Lightning / raw loop) and what dlbasics adds on top of it (dlbasics / bare Lightning).
 FLOOR = [Comparison("raw tensors", dlbasics="bare Lightning"), Comparison("bare Lightning")]
 WORKLOADS: dict[str, Workload] = {w.name: w for w in (
@@ -214,17 +261,19 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
         "SineDataModule's val split, identical to its test split), test once at the end.",
         "dlbasics also draws the RegressionFit figure and logs to TensorBoard.",
         "bare Lightning: the raw loop's network, loss and optimizer in a LightningModule that logs nothing, on the "
-        "same datamodule, with no callbacks, logger or checkpointing (benchmarks/bare_lightning.py)."]),
+        "same datamodule, with no callbacks, logger or checkpointing (benchmarks/bare_lightning.py)."],
+             gap=TINY_GAP),
     Workload("dropnet", "L4 DropNet quadratic", dropnet_sides,
              [Comparison("raw tensors", target=at_most(3)), *FLOOR], [
-        "Both: 80 full-batch Adam epochs (fast: 8), dropout 0.5; validation loss and accuracy each epoch; no test."]),
+        "Both: 80 full-batch Adam epochs (fast: 8), dropout 0.5; validation loss and accuracy each epoch; no test."],
+             gap=TINY_GAP),
     Workload("moons", "L7 moons MLP", moons_sides,
              [Comparison("raw tensors"), *FLOOR, Comparison("lesson DataLoader", "baseline/dlbasics", at_least(4)),
               Comparison("lesson DataLoader", "baseline/dlbasics", dlbasics="raw tensors")], [
         "All: 40 epochs (fast: 4), batch 64, validation on the test split each epoch, test at the end.",
         "raw tensors: randperm + index slices of the in-memory tensors; lesson DataLoader: TensorDataset + "
         "DataLoader(batch_size=64, shuffle=True), test DataLoader(batch_size=64).",
-        "dlbasics also draws the DecisionBoundary figure every 5 epochs and logs to TensorBoard."]),
+        "dlbasics also draws the DecisionBoundary figure every 5 epochs and logs to TensorBoard."], gap=MOONS_GAP),
     Workload("mnist_mlp", "MNIST 784-128-10, one epoch", partial(mnist_sides, lesson="mnist", build=mlp_variant,
                                                                    make_net=raw_loops.mnist_mlp),
              [Comparison("raw tensors"), Comparison("torchvision loop", "baseline/dlbasics", at_least(5))],
@@ -236,11 +285,13 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
              [Comparison("raw tensors", target=at_most(1.0)), Comparison("torchvision loop", "baseline/dlbasics")],
              [*MNIST_NOTES, "dlbasics also draws the feature-maps figure (8 digits x 17 tiles, PNG + TensorBoard "
                            "image) after each validation epoch and after the test."], max_repeats=3,
-             extra=partial(rate_notes, net=raw_loops.small_cnn, input_shape=(1, 28, 28), classes=10)),
+             extra=partial(rate_notes, net=raw_loops.small_cnn, input_shape=(1, 28, 28), classes=10,
+                           target_side="dlbasics", target_fraction=0.40), gap=CNN_GAP),
     Workload("callbacks", "CNN callbacks overhead", callbacks_sides,
              [Comparison("without callbacks", "dlbasics/baseline", at_most(1.10), dlbasics="with callbacks")], [
         "The mnist_cnn dlbasics run, with GradientFlowMonitor() and ActivationStats() (default arguments) "
-        "appended to the lesson's callbacks, against the same run without them."], max_repeats=3),
+        "appended to the lesson's callbacks, against the same run without them."], max_repeats=3,
+             gap=CALLBACKS_GAP),
     Workload("lessons_all", "`dlbasics lesson all`", lessons_all_sides,
              [Comparison(None, target=Target(f"≤ {LESSONS_ALL_TARGET_S:g} s", lambda ratio: ratio <= 1.0),
                          dlbasics="dlbasics lesson all", reference_s=LESSONS_ALL_TARGET_S)], [
