@@ -27,7 +27,7 @@ from dlbasics.lessons.runner import Variant
 
 from benchmarks import raw_loops
 from benchmarks.bare_lightning import bare_side
-from benchmarks.flops import rate_notes
+from benchmarks.flops import MATMUL_SIDE, matmul_side, rate_notes
 from benchmarks.lesson_runs import ROOT, Build, Settings, lesson_side, reference, validation_split
 from benchmarks.raw_loops import Stage, TensorBatches, mnist_pixels, train_and_evaluate
 from benchmarks.report import Row
@@ -182,6 +182,12 @@ def mnist_sides(settings: Settings, lesson: str, build: Build, make_net: Callabl
             "torchvision loop": raw_side(make_net, adam, F.cross_entropy, 1, torchvision_stages(settings, ref))}
 
 
+def cnn_sides(settings: Settings) -> dict[str, Side]:
+    """The MNIST sides for the small CNN, plus the matmul rate measured between them."""
+    sides = mnist_sides(settings, "basics", mnist_cnn_variant, raw_loops.small_cnn)
+    return {**sides, MATMUL_SIDE: matmul_side()}
+
+
 def callbacks_sides(settings: Settings) -> dict[str, Side]:
     build = one_epoch(mnist_cnn_variant)
     ref = reference(settings, "basics", build)
@@ -280,8 +286,7 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
              [*MNIST_NOTES, "dlbasics also draws the confusion-matrix and misclassified-digits figures after the "
                             "test."],
              max_repeats=3),
-    Workload("mnist_cnn", "MNIST SmallCNN, one epoch", partial(mnist_sides, lesson="basics", build=mnist_cnn_variant,
-                                                       make_net=raw_loops.small_cnn),
+    Workload("mnist_cnn", "MNIST SmallCNN, one epoch", cnn_sides,
              [Comparison("raw tensors", target=at_most(1.0)), Comparison("torchvision loop", "baseline/dlbasics")],
              [*MNIST_NOTES, "dlbasics also draws the feature-maps figure (8 digits x 17 tiles, PNG + TensorBoard "
                            "image) after each validation epoch and after the test."], max_repeats=3,

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 from lightning.pytorch.trainer.connectors.logger_connector import result as lightning_result
@@ -10,6 +12,7 @@ from dlbasics.lessons.runner import MetricHistory
 from dlbasics.models import Regressor
 
 LIGHTNINGS_TO = _ResultMetric.to
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def fit(make_trainer, callbacks: list) -> tuple[dict, dict, dict]:
@@ -96,3 +99,14 @@ def test_with_a_lightning_it_was_not_written_for_it_warns_and_changes_nothing(mo
         with FastLogging():
             assert lightning_result._ResultMetric.to is LIGHTNINGS_TO
     assert lightning_result._ResultMetric.to is LIGHTNINGS_TO
+
+
+def test_it_is_configurable_from_the_command_line(tmp_path, monkeypatch):
+    from dlbasics.cli import cli_main
+
+    monkeypatch.chdir(tmp_path)
+    cli = cli_main(["fit", "--config", str(ROOT / "configs/sine_tinynet.yaml"), "--trainer.max_epochs", "3",
+                    "--trainer.enable_progress_bar", "false", "--trainer.callbacks+=dlbasics.callbacks.FastLogging"])
+    assert any(isinstance(callback, FastLogging) for callback in cli.trainer.callbacks)
+    assert _ResultMetric.to is LIGHTNINGS_TO  # removed when the fit ended
+    assert set(cli.trainer.callback_metrics) >= {"train/loss", "val/loss"}
