@@ -86,7 +86,9 @@ def markdown(rows: list[Row], notes: dict[str, list[str]], command: str, quick: 
     machine = [f"- {key}: {value}" for key, value in machine_info(start_load).items()]
     lines = ["# dlbasics benchmarks", "", f"Command: `{command}`{caveat}", "", *machine, "",
              "Medians of interleaved repeats (baseline, dlbasics, baseline, dlbasics, ...) in one process; "
-             "seconds are wall time of the whole run, model construction included, data loading excluded.", "",
+             "seconds are wall time of the whole run, model construction included, data loading excluded. "
+             "A ratio is the median of each round's ratio of its two back-to-back runs, not the ratio of the "
+             "medians: the machine's speed drifts during a run.", "",
              table(rows), ""]
     for workload, items in notes.items():
         lines += [f"## {workload}", "", *[f"- {item}" for item in items], ""]

@@ -27,6 +27,16 @@ class Timings:
     def median(self, side: str) -> float:
         return statistics.median(self.seconds[side])
 
+    def paired_ratio(self, numerator: str, denominator: str) -> float:
+        """Median over rounds of ``numerator``'s seconds / ``denominator``'s seconds in the same round.
+
+        The two runs of a round are back to back, so a drift of the machine's speed during the benchmark (this
+        VM's varies by up to 1.5x over minutes) cancels in each ratio; a ratio of the two medians can pair a
+        fast minute with a slow one.
+        """
+        pairs = [a / b for a, b in zip(self.seconds[numerator], self.seconds[denominator], strict=True)]
+        return statistics.median(pairs)
+
 
 def interleave(sides: dict[str, Side], repeats: int, label: str, seed: int = 0) -> Timings:
     """Run rounds ``side 1, side 2, ...`` ``repeats`` times; seed before each timed call; report each to stderr."""

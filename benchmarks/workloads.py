@@ -52,7 +52,8 @@ def at_most(x: float) -> Target:
 
 @dataclass
 class Comparison:
-    """A table row: ``ratio`` is ``"dlbasics/baseline"`` or ``"baseline/dlbasics"`` of the two sides' medians.
+    """A table row: ``ratio`` is ``"dlbasics/baseline"`` or ``"baseline/dlbasics"``, the median of the ratios of
+    each round's two runs (``Timings.paired_ratio``).
 
     With no ``baseline`` side the ratio is the dlbasics median over ``reference_s``.
     """
@@ -70,7 +71,8 @@ class Comparison:
         else:
             theirs = timings.median(self.baseline)
             forward = self.ratio == "dlbasics/baseline"
-            value = ours / theirs if forward else theirs / ours
+            value = timings.paired_ratio(self.dlbasics, self.baseline) if forward else \
+                timings.paired_ratio(self.baseline, self.dlbasics)
             label = f"{self.dlbasics}/{self.baseline}" if forward else f"{self.baseline}/{self.dlbasics}"
             name = self.baseline
         met = "—" if self.target is None else ("yes" if self.target.check(value) else "no")
