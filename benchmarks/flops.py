@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
-from functools import cache
 from typing import Any
 
 import torch
@@ -13,21 +11,6 @@ from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.timing import Side, Timings
-
-
-@cache
-def matmul_gflops(n: int = 2048, warmups: int = 3, repeats: int = 5) -> float:
-    """GFLOP/s of an ``(n, n) @ (n, n)`` float32 matmul (2 n^3 FLOPs), from the fastest of ``repeats``."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(warmups):
-        a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best / 1e9
-
 
 MATMUL_SIDE = "float32 matmul"
 
@@ -71,17 +54,15 @@ def achieved_gflops(result: dict[str, Any], seconds: float, train_flops: float, 
 
 def rate_notes(timings: Timings, net: Callable[[], nn.Module], input_shape: Sequence[int], classes: int,
                target_side: str | None = None, target_fraction: float | None = None) -> list[str]:
-    """Each side's achieved GFLOP/s, training and evaluation FLOPs counted alike, against the matmul rate.
+    """Each side's achieved GFLOP/s, training and evaluation FLOPs counted alike, against the matmul rate timed by
+    the workload's ``matmul_side`` (named ``MATMUL_SIDE``).
 
     With a target, ``target_side``'s note ends ``(target ≥ 40%: met)`` or ``(target ≥ 40%: not met)``.
     """
     train, evaluate = flops_per_sample(net(), input_shape, classes)
-    if MATMUL_SIDE in timings.results:  # measured interleaved with the runs
-        peak = timings.results[MATMUL_SIDE]["flops"] / timings.median(MATMUL_SIDE) / 1e9
-        how = "5 of 2048 x 2048 per repeat, interleaved with the runs, median"
-    else:
-        peak, how = matmul_gflops(), "2048 x 2048, fastest of 5"
-    notes = [f"float32 matmul rate ({how}): {peak:.1f} GFLOP/s",
+    peak = timings.results[MATMUL_SIDE]["flops"] / timings.median(MATMUL_SIDE) / 1e9  # measured between the runs
+    notes = [f"float32 matmul rate (5 of 2048 x 2048 per repeat, interleaved with the runs, median): {peak:.1f} "
+             "GFLOP/s",
              f"FLOPs per sample (FlopCounterMode: convs and matmuls): {train / 1e6:.1f} M training "
              f"(forward + backward), {evaluate / 1e6:.1f} M evaluation (forward)"]
     for side, result in timings.results.items():

@@ -117,6 +117,8 @@ def test_histogram_sample_keeps_at_least_one_whole_example():
     assert torch.equal(histogram_sample(y, 100), y[::4])  # 384 values / 100 -> every 4th example
     assert torch.equal(histogram_sample(y, 5), y[:1])
     assert torch.equal(histogram_sample(torch.arange(10.0), 3), torch.tensor([0.0, 4.0, 8.0]))
+    uneven = torch.randn(10, 3)  # 3 values per example, at most 10 values: 3 whole examples, not 4
+    assert torch.equal(histogram_sample(uneven, 10), uneven[::4]) and histogram_sample(uneven, 10).numel() <= 10
 
 
 def test_histogram_matches_histc():

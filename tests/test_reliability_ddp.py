@@ -37,8 +37,8 @@ def dlbasics(folder: Path, *args: str, timeout: int = 300) -> tuple[int, str]:
     """
     command = [str(Path(sys.executable).parent / "dlbasics"), *args, "--trainer.accelerator", "cpu",
                "--trainer.devices", "2", "--trainer.enable_progress_bar", "false"]
-    process = subprocess.Popen(command, cwd=folder, env=child_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, start_new_session=True)
+    process = subprocess.Popen(command, cwd=folder, env=child_environment(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         output, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -1,7 +1,7 @@
 """Callbacks that work with any LightningModule (they find layers via ``named_modules()``).
 
-Diagnostics: gradient flow, activation swaps and statistics, a non-finite guard. Speed: cheaper ``self.log``. Figures: decision
-boundaries, regression fits, confusion matrices, misclassified inputs, CNN feature maps.
+Diagnostics: gradient flow, activation swaps and statistics, a non-finite guard. Speed: cheaper ``self.log``.
+Figures: decision boundaries, regression fits, confusion matrices, misclassified inputs, CNN feature maps.
 """
 
 from dlbasics.callbacks.activation_stats import ActivationStats
@@ -16,6 +16,6 @@ from dlbasics.callbacks.non_finite import NonFiniteError, NonFiniteGuard
 from dlbasics.callbacks.regression_fit import RegressionFit
 from dlbasics.callbacks.rng_state import RNGStateCheckpoint
 
-__all__ = ["ActivationStats", "ActivationSwap", "ConfusionMatrix", "DecisionBoundary", "FastLogging", "FeatureMaps",
-           "GradientFlowMonitor", "Misclassified", "NonFiniteError", "NonFiniteGuard", "RegressionFit",
+__all__ = ["ActivationStats", "ActivationSwap", "ConfusionMatrix", "DecisionBoundary", "FastLogging",
+           "FeatureMaps", "GradientFlowMonitor", "Misclassified", "NonFiniteError", "NonFiniteGuard", "RegressionFit",
            "RNGStateCheckpoint", "Swap"]

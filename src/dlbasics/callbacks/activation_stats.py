@@ -82,9 +82,10 @@ class ActivationStats(Callback):
             self._regex = None if pattern is None else re.compile(pattern)
         except re.error as err:
             raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {err}") from None
-        for name, value in (("every_n_batches", every_n_batches), ("bins", bins), ("hist_max_values", hist_max_values)):
-            if name == "hist_max_values" and value is None:
-                continue
+        positive = {"every_n_batches": every_n_batches, "bins": bins}
+        if hist_max_values is not None:
+            positive["hist_max_values"] = hist_max_values
+        for name, value in positive.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} {value!r} must be a positive integer")
         self.ranges = dict(HIST_RANGES)

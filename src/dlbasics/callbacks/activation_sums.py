@@ -49,8 +49,8 @@ def histogram_sample(y: Tensor, max_values: int | None) -> Tensor:
     """
     if max_values is None or y.numel() <= max_values:
         return y
-    stride = math.ceil(y.numel() / max_values) if y.dim() == 1 else math.ceil(len(y) * y[0].numel() / max_values)
-    return y[::stride]
+    examples = max(1, max_values // y[0].numel())  # whole examples that fit (a 1-D batch: one value each)
+    return y[:: math.ceil(len(y) / examples)]
 
 
 class LayerSums:

@@ -10,6 +10,7 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch import Callback, LightningModule, Trainer
+
 from dlbasics.callbacks.fast_logging import FastLogging
 from dlbasics.data.base import TensorDataModule
 from dlbasics.loggers import BufferedTensorBoardLogger

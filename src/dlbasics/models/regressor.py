@@ -10,7 +10,7 @@ from dlbasics.models.system import System
 
 
 class Regressor(System):
-    """A network trained with MSE; logs ``<stage>/loss`` (the MSE, averaged over samples and outputs) and ``<stage>/r2``.
+    """A network trained with MSE; logs ``<stage>/loss`` (the MSE, averaged over samples and outputs), ``<stage>/r2``.
 
     There is no separate MSE metric: it would be the loss again, one more metric to update, compute and log
     every epoch (measurable on the lessons' tiny full-batch runs, ``python -m benchmarks``).
