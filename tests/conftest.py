@@ -1,7 +1,20 @@
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import lightning as L
 import pytest
+
+
+@contextmanager
+def saved_environment() -> Iterator[None]:
+    """Put ``os.environ`` back as it was on entry, whatever the block wrote or removed."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @pytest.fixture(autouse=True)
@@ -13,10 +26,8 @@ def restore_environment():
     test, ``LOCAL_RANK`` makes a later two-process ``dlbasics`` run believe its ranks were started externally: rank 0
     then waits for a rank 1 that nobody starts (CI hung this way).
     """
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
+    with saved_environment():
+        yield
 
 
 def quiet_trainer(tmp_path, **kwargs) -> L.Trainer:

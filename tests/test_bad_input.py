@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from reliability_probes import ROOT
 
-from dlbasics.cli import cli_main
+from dlbasics.lightning_cli import cli_main
 from dlbasics.data import mnist_files
 
 MOONS, TOY2D, MNIST = (str(ROOT / "configs" / name) for name in ("moons_mlp.yaml", "toy2d_dropout.yaml",
@@ -28,13 +28,12 @@ SWAP = "--trainer.callbacks+=dlbasics.callbacks.ActivationSwap"
 
 # id: (config, arguments, what the message says)
 CASES = {
-    "activation": (MOONS, ["--model.init_args.activation", "rleu"], "activation 'rleu' is not one of: sigmoid, tanh"),
-    "dropout_1": (MOONS, ["--model.init_args.dropout", "1.0"], r"dropout 1.0 must be in \[0, 1\)"),
+    "activation": (MOONS, ["--model.network.activation", "rleu"], "activation 'rleu' is not one of: sigmoid, tanh"),
+    "dropout_1": (MOONS, ["--model.network.dropout", "1.0"], r"dropout 1.0 must be in \[0, 1\)"),
     "weight_decay": (MOONS, ["--model.init_args.optimizer.init_args.weight_decay", "-0.1"],
                      "Invalid weight_decay value: -0.1"),
     "learning_rate": (MOONS, ["--model.init_args.optimizer.init_args.lr", "-0.001"], "Invalid learning rate: -0.001"),
-    "hidden_sizes_empty": (MOONS, ["--model.init_args.hidden_sizes", "[]"], "hidden_sizes must list at least one"),
-    "hidden_sizes_zero": (MOONS, ["--model.init_args.hidden_sizes", "[64, 0]"],
+    "hidden_sizes_zero": (MOONS, ["--model.network.hidden_sizes", "[64, 0]"],
                           r"hidden_sizes must be positive integers, got \[64, 0\]"),
     "batch_size_0": (MOONS, ["--data.init_args.batch_size", "0"], "batch_size 0 must be a positive integer or 'full'"),
     "eval_batch_size_0": (MOONS, ["--data.init_args.eval_batch_size", "0"], "eval_batch_size 0 must be a positive"),

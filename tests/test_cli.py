@@ -4,10 +4,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch import Callback
 from reliability_probes import child_environment
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from dlbasics.cli import cli_main
+from dlbasics.lightning_cli import cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -71,9 +72,49 @@ def test_unknown_config_key_is_refused(capsys):
 def test_bad_activation_from_the_command_line_names_the_valid_ones(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     with pytest.raises((SystemExit, ValueError)) as info:
-        run("fit", ROOT / "configs/moons_mlp.yaml", tmp_path, "--model.init_args.activation", "rleu")
+        run("fit", ROOT / "configs/moons_mlp.yaml", tmp_path, "--model.network.activation", "rleu")
     message = str(info.value) + capsys.readouterr().err
     assert "'rleu' is not one of: sigmoid, tanh, relu" in message
+
+
+def test_help_lists_every_subcommand_and_the_version(capsys):
+    from dlbasics import __version__
+    from dlbasics.cli import main
+
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for subcommand in ("fit", "validate", "test", "predict", "lesson"):
+        assert f"\n  {subcommand} " in out
+    assert main(["--version"]) == 0 and capsys.readouterr().out == f"dlbasics {__version__}\n"
+
+
+@pytest.mark.parametrize("argv,message", [([], "name a subcommand"), (["fitt"], "'fitt' is not a subcommand")])
+def test_a_missing_or_unknown_subcommand_exits_2(argv, message, capsys):
+    from dlbasics.cli import main
+
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], [], ["lesson", "--list"]])
+def test_answers_that_need_no_training_import_neither_lightning_nor_torch(argv):
+    code = ("import sys; from dlbasics.cli import main; main(sys.argv[1:]); "
+            "loaded = [m for m in ('lightning', 'torch', 'matplotlib') if m in sys.modules]; "
+            "sys.exit(f'imported {loaded}' if loaded else 0)")
+    result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+class RefusesTheRun(Callback):
+    def check_before_run(self, trainer, pl_module):
+        raise ValueError(f"refused by a callback, before epoch {trainer.current_epoch}")
+
+
+def test_callbacks_check_the_run_before_its_folder_exists(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="refused by a callback"):
+        run("fit", ROOT / "configs/moons_mlp.yaml", tmp_path, "--trainer.callbacks+=test_cli.RefusesTheRun")
+    assert not (tmp_path / "lightning_logs").exists()
 
 
 def test_module_entry_point_and_console_script():
@@ -101,13 +142,11 @@ def test_ddp_on_two_cpu_processes(tmp_path):
 def test_main_releases_the_ddp_process_group_before_exit(tmp_path, monkeypatch):
     # A gloo group left to interpreter teardown can abort a finished run with status -6 (seen in CI).
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["dlbasics", "fit", "--config", str(ROOT / "configs/moons_mlp.yaml"), *TINY,
-                                      "--trainer.accelerator", "cpu", "--trainer.devices", "1",
-                                      "--trainer.strategy", "ddp"])
     from dlbasics.cli import main
 
     try:
-        main()
+        assert main(["fit", "--config", str(ROOT / "configs/moons_mlp.yaml"), *TINY, "--trainer.accelerator", "cpu",
+                     "--trainer.devices", "1", "--trainer.strategy", "ddp"]) == 0
         assert not torch.distributed.is_initialized()
     finally:
         if torch.distributed.is_initialized():

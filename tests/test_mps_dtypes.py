@@ -8,7 +8,7 @@ import pytest
 import torch
 from reliability_probes import CONFIGS, DtypeRecorder, RecordDtypes, scaled_config
 
-from dlbasics.cli import cli_main
+from dlbasics.lightning_cli import cli_main
 
 
 def test_the_recorder_sees_every_dtype():

@@ -10,42 +10,37 @@ def layer_types(module: nn.Module) -> list[type]:
 
 
 def test_mlp_layers_in_order():
-    mlp = MLP(2, [8, 4], 3, activation="tanh", dropout=0.5, batch_norm=True)
+    mlp = MLP((2,), 3, [8, 4], activation="tanh", dropout=0.5, batch_norm=True)
     assert layer_types(mlp) == [nn.Linear, nn.BatchNorm1d, nn.Tanh, nn.Dropout,
                                 nn.Linear, nn.BatchNorm1d, nn.Tanh, nn.Dropout, nn.Linear]
     assert [m.out_features for m in mlp.layers if isinstance(m, nn.Linear)] == [8, 4, 3]
 
 
 def test_mlp_flattens_inputs_and_keeps_float32():
-    mlp = MLP(784, [128], 10)
+    mlp = MLP((1, 28, 28), 10, [128])
     out = mlp(torch.zeros(5, 1, 28, 28))
     assert out.shape == (5, 10) and out.dtype == torch.float32
 
 
 def test_mlp_without_hidden_layers_is_linear():
-    assert layer_types(MLP(3, [], 1)) == [nn.Linear]
-
-
-def test_mlp_without_bias():
-    mlp = MLP(2, [2], 1, bias=False)
-    assert all(m.bias is None for m in mlp.layers if isinstance(m, nn.Linear))
+    assert layer_types(MLP((3,), 1, [])) == [nn.Linear]
 
 
 @pytest.mark.parametrize("dropout", [-0.1, 1.0, 1.5])
 def test_mlp_rejects_dropout_outside_unit_interval(dropout):
     with pytest.raises(ValueError, match=r"dropout .* must be in \[0, 1\)"):
-        MLP(2, [4], 2, dropout=dropout)
+        MLP((2,), 2, [4], dropout=dropout)
 
 
 @pytest.mark.parametrize("sizes", [[0], [4, -1], [2.5]])
 def test_mlp_rejects_non_positive_hidden_sizes(sizes):
     with pytest.raises(ValueError, match="hidden_sizes must be positive integers"):
-        MLP(2, sizes, 2)
+        MLP((2,), 2, sizes)
 
 
 def test_mlp_rejects_unknown_activation():
     with pytest.raises(ValueError, match="activation 'nope' is not one of"):
-        MLP(2, [4], 2, activation="nope")
+        MLP((2,), 2, [4], activation="nope")
 
 
 def test_small_cnn_is_the_lesson_network():
@@ -64,3 +59,10 @@ def test_small_cnn_rejects_flat_or_tiny_inputs():
         SmallCNN((784,), 10)
     with pytest.raises(ValueError, match="too small"):
         SmallCNN((1, 3, 3), 10)
+
+
+@pytest.mark.parametrize("shape,outputs,match", [((0,), 2, "input_shape must be positive"),
+                                                 ((2,), 0, "num_outputs must be positive")])
+def test_mlp_rejects_bad_shapes(shape, outputs, match):
+    with pytest.raises(ValueError, match=match):
+        MLP(shape, outputs)

@@ -91,7 +91,7 @@ def moons_fit(tmp_path_factory):
             {"class_path": "dlbasics.callbacks.GradientFlowMonitor",
              "init_args": {"log_every_n_steps": 1, "plot_every_n_epochs": 0}},
             {"class_path": "dlbasics.callbacks.ActivationStats", "init_args": {"plot": False}},
-            {"class_path": "dlbasics.callbacks.rng_state.RNGStateCheckpoint"},
+            {"class_path": "dlbasics.callbacks.RNGStateCheckpoint"},
             REPORT]},
         "data": {"init_args": {"n_samples": MOONS_SAMPLES}}})
     status, output = dlbasics(folder, "fit", "--config", str(ROOT / "configs/moons_mlp.yaml"), "--config", extra,
@@ -133,7 +133,7 @@ def test_callbacks_log_once_not_once_per_rank(moons_fit):
 def test_moons_test_metrics_and_confusion_matrix_count_every_test_point_once(moons_fit):
     folder, _, checkpoint = moons_fit
     extra = write(folder, "test.yaml", {"trainer": {"callbacks": [
-        {"class_path": "dlbasics.callbacks.confusion_matrix.ConfusionMatrix"}, REPORT]}})
+        {"class_path": "dlbasics.callbacks.ConfusionMatrix"}, REPORT]}})
     status, output = dlbasics(folder, "test", "--config", str(ROOT / "configs/moons_mlp.yaml"), "--config", extra,
                               "--data.init_args.n_samples", str(MOONS_SAMPLES), "--trainer.strategy", "ddp_spawn",
                               "--ckpt_path", str(checkpoint), timeout=120)

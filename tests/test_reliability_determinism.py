@@ -6,7 +6,7 @@ import pytest
 import torch
 from reliability_probes import ROOT, scaled_config, scalars
 
-from dlbasics.cli import cli_main
+from dlbasics.lightning_cli import cli_main
 
 SHORT = ["--trainer.limit_train_batches", "6", "--trainer.limit_val_batches", "3",
          "--trainer.enable_model_summary", "false"]

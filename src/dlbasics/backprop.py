@@ -202,41 +202,57 @@ def backprop(x, w1, w2, y, name: str = "custom") -> BackpropResult:
     return BackpropResult(name, x, W1, W2, y, steps, auto, diff)
 
 
-def backprop_cli(argv: list[str] | None = None) -> int:
-    """``dlbasics lesson backprop``: print the table for both presets, or for the numbers given.
+DESCRIPTION = ("Lesson L2.a: backprop through z1 = x W1, h = relu(z1), z2 = h W2^T, p = sigmoid(z2), BCE loss, "
+               "by hand and by autograd. With no numbers, shows the worked example and the exercise.")
 
-    Returns the exit status: 0, or 2 with a message on stderr for bad input (as argparse does).
-    """
-    parser = argparse.ArgumentParser(
-        prog="dlbasics lesson backprop",
-        description="Lesson L2.a: backprop through z1 = x W1, h = relu(z1), z2 = h W2^T, p = sigmoid(z2), "
-                    "BCE loss, by hand and by autograd. With no numbers, shows the worked example and the exercise.")
+
+def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The by-hand computation's own numbers: ``--x X0 X1 --w1 A B C D --w2 E F --y Y`` and ``--json PATH``."""
     parser.add_argument("--x", type=float, nargs="+", metavar="X", help="2 numbers: the input")
     parser.add_argument("--w1", type=float, nargs="+", metavar="W", help="4 numbers: W1 row-major (w11 w12 w21 w22)")
     parser.add_argument("--w2", type=float, nargs="+", metavar="W", help="2 numbers: W2 (1x2)")
     parser.add_argument("--y", type=float, metavar="Y", help="label in [0, 1] (0 or 1 in the lesson)")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON here")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the by-hand results as JSON here")
+
+
+def by_hand(args: argparse.Namespace, parser: argparse.ArgumentParser, presets: bool = True) -> int | None:
+    """Print the table for the numbers in ``args`` (or, with ``presets``, for both presets when none are given).
+
+    Returns the exit status, or None when no numbers were given and ``presets`` is False. Bad numbers end in
+    ``parser.error`` (exit status 2, as argparse does).
+    """
+    numbers = {"--x": args.x, "--w1": args.w1, "--w2": args.w2, "--y": args.y}
+    missing = [flag for flag, value in numbers.items() if value is None]
+    if 0 < len(missing) < len(numbers):
+        parser.error(f"--x, --w1, --w2 and --y go together; missing: {', '.join(missing)}")
+    if missing and not presets:
+        return None
     try:
-        args = parser.parse_args(argv)
-        numbers = {"--x": args.x, "--w1": args.w1, "--w2": args.w2, "--y": args.y}
-        missing = [flag for flag, value in numbers.items() if value is None]
-        if 0 < len(missing) < len(numbers):
-            parser.error(f"--x, --w1, --w2 and --y go together; missing: {', '.join(missing)}")
-        try:
-            if missing:
-                results = [backprop(**case, name=name) for name, case in EXAMPLES.items()]
-            else:
-                results = [backprop(args.x, args.w1, args.w2, args.y)]
-        except ValueError as err:
-            parser.error(str(err))
-    except SystemExit as exit_:  # argparse exits on --help and on errors; hand back the status instead
-        return exit_.code if isinstance(exit_.code, int) else 2
+        if missing:
+            results = [backprop(**case, name=name) for name, case in EXAMPLES.items()]
+        else:
+            results = [backprop(args.x, args.w1, args.w2, args.y)]
+    except ValueError as err:
+        parser.error(str(err))
     print("\n\n".join(r.format_table() for r in results))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({r.name: r.to_dict() for r in results}, indent=2) + "\n")
         print(f"\nWrote {args.json}")
     return 0
+
+
+def backprop_cli(argv: list[str] | None = None) -> int:
+    """``python -m dlbasics.backprop``: print the table for both presets, or for the numbers given.
+
+    Returns the exit status: 0, or 2 with a message on stderr for bad input (as argparse does).
+    """
+    parser = argparse.ArgumentParser(prog="python -m dlbasics.backprop", description=DESCRIPTION)
+    add_arguments(parser)
+    try:
+        return by_hand(parser.parse_args(argv), parser)
+    except SystemExit as exit_:  # argparse exits on --help and on errors; hand back the status instead
+        return exit_.code if isinstance(exit_.code, int) else 2
 
 
 if __name__ == "__main__":

@@ -1,104 +1,61 @@
-"""The ``dlbasics`` command: LightningCLI over the project's systems and datamodules."""
+"""The ``dlbasics`` command: one entry point for the Lightning subcommands and the lessons.
+
+This module imports neither Lightning nor torch: ``dlbasics``, ``dlbasics --help``, ``dlbasics --version`` and
+``dlbasics lesson --list`` answer at once, and each subcommand imports what it needs when it runs.
+"""
 
 from __future__ import annotations
 
 import sys
-import warnings
 
-import torch
-from lightning.pytorch.cli import LightningCLI
-from lightning.pytorch.utilities import rank_zero_info
+from dlbasics import __version__
 
-from dlbasics.callbacks.activation_swap import ActivationSwap
-from dlbasics.data.base import TensorDataModule
-from dlbasics.models.system import System
-from dlbasics.resume import find_last_checkpoint
-
-
-class DLBasicsCLI(LightningCLI):
-    """LightningCLI that links what the data knows (input shape, outputs) into the model."""
-
-    def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 (a LightningArgumentParser)
-        # Resolved on the instantiated datamodule, so configs never state these twice.
-        parser.link_arguments("data.input_shape", "model.init_args.input_shape", apply_on="instantiate")
-        parser.link_arguments("data.num_outputs", "model.init_args.num_outputs", apply_on="instantiate")
-
-    def before_fit(self) -> None:
-        for logger in self.trainer.loggers:
-            logger.version  # noqa: B018 (fixes the version now, so ddp_spawn workers log where "Logs:" points)
-        for callback in self.trainer.callbacks:
-            # Refuse impossible schedules before Lightning creates the run folder (nothing left behind).
-            if isinstance(callback, ActivationSwap):
-                callback.check_schedule(self.trainer, self.model)
-        self._resolve_last_checkpoint(required=False)
-
-    def before_test(self) -> None:
-        self._resolve_last_checkpoint(required=True)
-
-    def _resolve_last_checkpoint(self, required: bool) -> None:
-        """``--ckpt_path last``: the newest ``last.ckpt`` of any version of this run's log folder.
-
-        Lightning only looks in the new run's own version folder, so on its own "last" never finds an
-        interrupted run's checkpoint: fit would start over and test would test untrained weights.
-        """
-        config = self.config_init[self.subcommand]
-        if config.get("ckpt_path") != "last":
-            return
-        found = find_last_checkpoint(self.trainer)
-        if found is None and required:
-            raise ValueError("--ckpt_path last: no last.ckpt in any version of this run's log folder; "
-                             "pass the checkpoint's path instead")
-        config["ckpt_path"] = found  # None when fitting: start from scratch
-
-    def after_fit(self) -> None:
-        checkpoint = self.trainer.checkpoint_callback
-        path = getattr(checkpoint, "last_model_path", "") or getattr(checkpoint, "best_model_path", "")
-        rank_zero_info(f"Logs: {self.trainer.log_dir}  (view with: tensorboard --logdir lightning_logs)")
-        if path:
-            rank_zero_info(f"Checkpoint: {path}\nTest it with: dlbasics test --config CONFIG --ckpt_path {path}")
-
-    def after_test(self) -> None:
-        rank_zero_info(f"Logs: {self.trainer.log_dir}  (view with: tensorboard --logdir lightning_logs)")
+LIGHTNING_SUBCOMMANDS = {
+    "fit": "train a model (with validation) from a config: dlbasics fit --config configs/moons_mlp.yaml",
+    "validate": "evaluate a checkpoint on the validation split: ... validate --config C --ckpt_path P",
+    "test": "evaluate a checkpoint on the test split: dlbasics test --config C --ckpt_path P",
+    "predict": "predict with a checkpoint: dlbasics predict --config C --ckpt_path P",
+}
+SUBCOMMANDS = {
+    **LIGHTNING_SUBCOMMANDS,
+    "lesson": "rerun a lesson as Lightning runs, with figures and a summary: dlbasics lesson all",
+}
 
 
-def hide_lightning_noise() -> None:
-    """Silence warnings Lightning raises on every run that a user can't act on."""
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-    # Our datamodules return no validation loader on purpose when there is no validation data.
-    warnings.filterwarnings("ignore", message=r"Total length of `list` across ranks is zero")
+def usage() -> str:
+    rows = "\n".join(f"  {name:<9} {text}" for name, text in SUBCOMMANDS.items())
+    return (f"usage: dlbasics [-h] [--version] {{{','.join(SUBCOMMANDS)}}} ...\n\n"
+            "Deep-learning fundamentals as PyTorch Lightning experiments.\n\n"
+            f"subcommands:\n{rows}\n\n"
+            "options:\n  -h, --help  show this message and exit\n  --version   show the version and exit\n\n"
+            "Each subcommand has its own --help (dlbasics fit --help, dlbasics lesson --help).")
 
 
-def cli_main(args: list[str] | None = None) -> DLBasicsCLI:
-    """Run ``dlbasics fit|validate|test|predict``; ``args`` replaces ``sys.argv[1:]`` (for tests)."""
-    hide_lightning_noise()
-    return DLBasicsCLI(
-        System,
-        TensorDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        seed_everything_default=0,
-        args=args,
-    )
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point; returns the exit status (``sys.exit`` is called by ``run``)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = argv[0] if argv else None
+    if command in ("-h", "--help"):
+        print(usage())
+        return 0
+    if command is None:
+        print(f"{usage()}\n\ndlbasics: name a subcommand", file=sys.stderr)
+        return 2
+    if command == "--version":
+        print(f"dlbasics {__version__}")
+        return 0
+    if command == "lesson":
+        from dlbasics.lessons.cli import lesson_main
+
+        return lesson_main(argv[1:])
+    if command in LIGHTNING_SUBCOMMANDS:
+        from dlbasics.lightning_cli import fit_main
+
+        return fit_main(argv)
+    print(f"{usage()}\n\ndlbasics: {command!r} is not a subcommand; choose from: {', '.join(SUBCOMMANDS)}",
+          file=sys.stderr)
+    return 2
 
 
-def release_process_group() -> None:
-    """Destroy the process group a DDP run leaves behind, while the interpreter is still whole.
-
-    Lightning destroys only NCCL groups at exit. A gloo group (DDP on CPU) left to interpreter finalization can
-    abort the process after a successful run ("terminate called without an active exception", exit status -6):
-    its worker threads still hold tensors when Python is torn down (pytorch/pytorch#179291).
-    """
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
-
-
-def main() -> None:
-    """Console-script entry point: ``dlbasics lesson ...`` or a LightningCLI subcommand."""
-    if sys.argv[1:2] == ["lesson"]:
-        from dlbasics.lessons.cli import lesson_main  # imported here: the Lightning subcommands don't need it
-
-        sys.exit(lesson_main(sys.argv[2:]))
-    try:
-        cli_main()
-    finally:
-        release_process_group()
+def run() -> None:
+    sys.exit(main())

@@ -1,4 +1,9 @@
-"""The lessons of shared/LESSONS.md, each a set of Lightning runs with comparison figures and a summary."""
+"""The lessons of the catalogue (docs/lessons.md), each a set of Lightning runs with comparison figures and a summary.
+
+A lesson module declares ``RUNS`` (its runs: a config of ``configs/`` plus overrides each) and ``run(ctx)``; it may
+add arguments of its own (``add_arguments``, ``handle_arguments``, see ``dlbasics.lessons.cli``). Registering it
+here is one line.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Lesson:
-    """A lesson: its command name, its code in LESSONS.md, and the module whose ``run(ctx)`` reruns it."""
+    """A lesson: its command name, its code in the catalogue, and the module whose ``run(ctx)`` reruns it."""
 
     name: str
     code: str

@@ -2,36 +2,25 @@
 
 from __future__ import annotations
 
-from functools import partial
 from statistics import fmean
 
-import torch
-
 from dlbasics.activation_plot import activation_functions_figure
-from dlbasics.callbacks import ActivationStats, ActivationSwap, GradientFlowMonitor, Swap
-from dlbasics.data import Toy2DDataModule
+from dlbasics.callbacks import ActivationStats, ActivationSwap, GradientFlowMonitor
 from dlbasics.lessons.context import LessonContext
 from dlbasics.lessons.plots import lines_figure, overlay_curves
-from dlbasics.lessons.runner import RunResult, Variant
-from dlbasics.models import Classifier
+from dlbasics.lessons.runner import Run, RunResult
 
-TITLE = "L1 Activation functions"
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu")
 FIRST_LAYER = "network.layers.0"  # the first Linear of the MLP
-
-
-def tiny_net(ctx: LessonContext, name: str, activation: str, epochs: int, callbacks: list) -> Variant:
-    """The same 2 -> 8 -> 2 net on the linear task (N=100, all for training), Adam lr 0.08, full batch."""
-    data = Toy2DDataModule(boundary="linear", n_samples=100, batch_size="full", seed=ctx.seed)
-    return Variant(name, lambda: Classifier(input_shape=(2,), num_outputs=2, hidden_sizes=[8], activation=activation,
-                                            optimizer=partial(torch.optim.Adam, lr=0.08)),
-                   data, epochs, callbacks=callbacks)
+PER_ACTIVATION = {act: Run(act, "tiny_activation.yaml", (f"--model.network.activation={act}",))
+                  for act in ACTIVATIONS}
+SWAP = Run("swap_tanh_to_relu", "activation_swap.yaml",
+           fast=("--trainer.max_epochs=8", '--trainer.callbacks.schedule=[{at_epoch: 4, from_kind: tanh, to: relu}]'))
+RUNS = (*PER_ACTIVATION.values(), SWAP)
 
 
 def monitors(result: RunResult) -> tuple[GradientFlowMonitor, ActivationStats]:
-    grads = next(c for c in result.callbacks if isinstance(c, GradientFlowMonitor))
-    stats = next(c for c in result.callbacks if isinstance(c, ActivationStats))
-    return grads, stats
+    return result.callback(GradientFlowMonitor), result.callback(ActivationStats)
 
 
 def unit_fraction(stats: ActivationStats, key: str) -> list[float]:
@@ -48,9 +37,7 @@ def run(ctx: LessonContext) -> None:
     report = ctx.report
     ctx.figure(activation_functions_figure(ACTIVATIONS, negative_slope=0.1), "l1a_activations_and_derivatives")
 
-    runs = {act: ctx.run(tiny_net(ctx, act, act, ctx.epochs(80), [GradientFlowMonitor(plot_every_n_epochs=0),
-                                                                 ActivationStats(plot=False)]))
-            for act in ACTIVATIONS}
+    runs = {act: ctx.run(run) for act, run in PER_ACTIVATION.items()}
     ctx.figure(overlay_curves(list(runs.values()), ["train/loss"], "L1.b loss per activation (same initial weights)"),
                "l1b_loss_curves")
     first_grads = {act: monitors(r)[0].series("mean_abs")[FIRST_LAYER] for act, r in runs.items()}
@@ -70,11 +57,8 @@ def run(ctx: LessonContext) -> None:
                    dead_frac=dead[act][-1] if dead[act] else "-",
                    saturated_frac=saturated[act][-1] if saturated[act] else "-")
 
-    swap_epoch, epochs = 35, 60
-    if ctx.fast:
-        swap_epoch, epochs = 4, 8
-    swapped = ctx.run(tiny_net(ctx, "swap_tanh_to_relu", "tanh", epochs,
-                               [ActivationSwap([Swap(to="relu", at_epoch=swap_epoch, from_kind="tanh")])]))
+    swapped = ctx.run(SWAP)
+    (swap_epoch,) = [swap.at_epoch for swap in swapped.callback(ActivationSwap).schedule]
     loss = swapped.curves["train/loss"]
     ctx.figure(overlay_curves([swapped], ["train/loss"], f"L1.d tanh for {swap_epoch} epochs, then ReLU",
                               marks={swap_epoch: "tanh -> relu"}), "l1d_activation_swap")

@@ -2,39 +2,34 @@
 
 from __future__ import annotations
 
-from functools import partial
+import argparse
 from statistics import fmean as mean
 
-import torch
-
-from dlbasics.backprop import EXAMPLES, backprop, backprop_cli
+from dlbasics.backprop import EXAMPLES, add_arguments, backprop, by_hand
 from dlbasics.callbacks import GradientFlowMonitor
-from dlbasics.data import Toy2DDataModule
 from dlbasics.lessons.context import LessonContext
 from dlbasics.lessons.plots import lines_figure
-from dlbasics.lessons.runner import RunResult, Variant
-from dlbasics.models import Classifier
+from dlbasics.lessons.runner import Run, RunResult
 
-TITLE = "L2 Backpropagation"
+# L2.b reuses the L2.c config with the small net's settings: 2 -> 10 -> 2 ReLU, Adam lr 0.1, 60 epochs.
+SMALL = Run("relu_2_10_2", "deep_sigmoid.yaml", ("--model.network.hidden_sizes=[10]",
+                                                 "--model.network.activation=relu", "--model.optimizer.lr=0.1",
+                                                 "--trainer.max_epochs=60"))
+DEEP = {act: Run(f"deep_{act}", "deep_sigmoid.yaml", (f"--model.network.activation={act}",))
+        for act in ("sigmoid", "relu")}
+RUNS = (SMALL, *DEEP.values())
+
+__all__ = ["RUNS", "add_arguments", "handle_arguments", "run"]  # add_arguments: the by-hand example's numbers
 
 
-def by_hand_cli(argv: list[str]) -> int:
-    """``dlbasics lesson backprop --x ... --w1 ... --w2 ... --y ...``: only the computation by hand."""
-    return backprop_cli(argv)
-
-
-def mlp_on_linear(ctx: LessonContext, name: str, hidden: list[int], activation: str, lr: float,
-                  epochs: int) -> Variant:
-    data = Toy2DDataModule(boundary="linear", n_samples=200, batch_size="full", seed=ctx.seed)
-    return Variant(name, lambda: Classifier(input_shape=(2,), num_outputs=2, hidden_sizes=hidden,
-                                            activation=activation, optimizer=partial(torch.optim.Adam, lr=lr)),
-                   data, ctx.epochs(epochs), callbacks=[GradientFlowMonitor(plot_every_n_epochs=0)])
+def handle_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int | None:
+    """With the numbers of an example: print its computation by hand and return the exit status (no runs)."""
+    return by_hand(args, parser, presets=False)
 
 
 def layer_grads(result: RunResult) -> dict[str, list[float]]:
     """``{layer: mean |grad| per epoch}`` of every weight layer, in forward order."""
-    (monitor,) = [c for c in result.callbacks if isinstance(c, GradientFlowMonitor)]
-    return monitor.series("mean_abs")
+    return result.callback(GradientFlowMonitor).series("mean_abs")
 
 
 def run(ctx: LessonContext) -> None:
@@ -47,14 +42,13 @@ def run(ctx: LessonContext) -> None:
         report.key[f"L2.a max |hand - autograd|, {name}"] = result.max_abs_diff
     report.text = "\n\n".join(tables)
 
-    small = ctx.run(mlp_on_linear(ctx, "relu_2_10_2", [10], "relu", lr=0.1, epochs=60))
+    small = ctx.run(SMALL)
     ctx.figure(lines_figure({"mean |grad| per layer": layer_grads(small)}, "L2.b gradient flow, 2 -> 10 -> 2 ReLU",
                             log_y=True), "l2b_gradient_flow")
     for layer, values in layer_grads(small).items():
         report.add("L2.b gradient flow (2-10-2 ReLU)", layer, mean_abs_grad=mean(values), last_epoch=values[-1])
 
-    deep = {act: ctx.run(mlp_on_linear(ctx, f"deep_{act}", [32] * 6, act, lr=0.07, epochs=30))
-            for act in ("sigmoid", "relu")}
+    deep = {act: ctx.run(run) for act, run in DEEP.items()}
     hidden = {act: dict(list(layer_grads(r).items())[:-1]) for act, r in deep.items()}  # drop the output layer
     hidden_mean = {act: [mean(epoch) for epoch in zip(*layers.values())] for act, layers in hidden.items()}
     ctx.figure(lines_figure({"mean hidden-layer |grad|": hidden_mean, **{f"{act}: per layer": layers

@@ -1,4 +1,9 @@
-"""``dlbasics lesson``: rerun the lessons of shared/LESSONS.md."""
+"""``dlbasics lesson``: rerun the lessons of the catalogue (docs/lessons.md) as Lightning runs.
+
+Imports no Lightning until a lesson runs, so ``--list`` answers at once. A lesson module may declare arguments of
+its own: ``add_arguments(group)`` adds them, and ``handle_arguments(args, parser)`` may answer them instead of
+running the lesson (an exit status), or return None to run it.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +14,18 @@ import time
 import warnings
 from pathlib import Path
 
-from dlbasics.callbacks.gradient_flow import GradientFlowWarning
-from dlbasics.cli import hide_lightning_noise
-from dlbasics.lessons import LESSONS
-from dlbasics.lessons.context import LessonContext, fmt
+from dlbasics.lessons import LESSONS, Lesson
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dlbasics lesson",
-        description="Rerun a lesson of shared/LESSONS.md as Lightning runs; writes figures, summary.md and "
-                    "summary.json under OUT/lesson_NAME/version_N.",
-        epilog="The backprop lesson also takes --x X0 X1 --w1 A B C D --w2 E F --y Y to compute your own "
-               "example by hand.")
+        description="Rerun lessons of the catalogue (docs/lessons.md) as Lightning runs; writes figures, "
+                    "summary.md and summary.json under OUT/lesson_NAME/version_N, and TensorBoard logs.")
     p.add_argument("names", nargs="*", metavar="NAME", help=f"lesson names, or 'all': {', '.join(LESSONS)}")
     p.add_argument("--list", action="store_true", help="list the lessons and exit")
+    p.add_argument("--print-configs", action="store_true",
+                   help="print each run's `dlbasics fit` command and full config, and exit (nothing runs)")
     p.add_argument("--out", type=Path, default=Path("lightning_logs"), help="output folder (default: lightning_logs)")
     p.add_argument("--seed", type=int, default=0, help="seed of every run (default: 0)")
     p.add_argument("--fast", action="store_true", help="a tenth of each budget, for a quick look")
@@ -33,38 +35,77 @@ def parser() -> argparse.ArgumentParser:
 
 
 def lesson_main(argv: list[str] | None = None) -> int:
-    """Entry point of ``dlbasics lesson``; returns the exit status."""
-    args, rest = parser().parse_known_args(argv)
-    if args.list:
+    """Entry point of ``dlbasics lesson``; returns the exit status (2 for bad arguments, as argparse exits)."""
+    try:
+        return parse_and_run(sys.argv[1:] if argv is None else list(argv))
+    except SystemExit as exit_:  # argparse exits on --help and on errors; hand back the status instead
+        return exit_.code if isinstance(exit_.code, int) else 2
+
+
+def parse_and_run(argv: list[str]) -> int:
+    p = parser()
+    known, _ = p.parse_known_args([a for a in argv if a not in ("-h", "--help")])
+    if known.list:
         for lesson in LESSONS.values():
             print(f"{lesson.name:<15} {lesson.code}  {lesson.title}")
         return 0
-    names = list(LESSONS) if args.names == ["all"] else args.names
+    help_wanted = "-h" in argv or "--help" in argv
+    names = list(LESSONS) if known.names == ["all"] or help_wanted else known.names
     unknown = [n for n in names if n not in LESSONS]
     if not names or unknown:
         what = f"unknown lesson {', '.join(map(repr, unknown))}" if unknown else "no lesson named"
         print(f"dlbasics lesson: {what}; choose from: {', '.join(LESSONS)}, all (or --list)", file=sys.stderr)
         return 2
-    if rest and names != ["backprop"]:
-        print(f"dlbasics lesson: unrecognised arguments: {' '.join(rest)}", file=sys.stderr)
-        return 2
+    modules = {name: LESSONS[name].load() for name in names}
+    for name, module in modules.items():  # each lesson's own arguments, in a group of its own
+        if hasattr(module, "add_arguments"):
+            module.add_arguments(p.add_argument_group(f"{name} lesson ({LESSONS[name].code})"))
+    args = p.parse_args(argv)  # exits 2 on an argument no named lesson declares, 0 after --help
+    for module in modules.values():
+        handle = getattr(module, "handle_arguments", None)
+        status = handle(args, p) if handle is not None else None
+        if status is not None:
+            return status
+    if args.print_configs:
+        return print_configs([LESSONS[n] for n in names], modules, args.seed)
+    return run_lessons([LESSONS[n] for n in names], modules, args)
+
+
+def quiet_lightning() -> None:
+    """Dozens of short runs: keep Lightning's per-run banners and the per-epoch warnings out of the way."""
+    from dlbasics.callbacks import GradientFlowWarning
+    from dlbasics.lightning_cli import hide_lightning_noise
+
     hide_lightning_noise()
     # The lessons put vanishing gradients in their figures and summaries; a warning per epoch adds nothing.
     warnings.filterwarnings("ignore", category=GradientFlowWarning)
-    # Dozens of short runs: keep Lightning's per-run banners (devices, tips, "fit stopped") out of the way.
     for logger_name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(logger_name).setLevel(logging.WARNING)
+
+
+def print_configs(lessons: list[Lesson], modules: dict, seed: int) -> int:
+    """Each run's command line and full config, through the parser ``dlbasics fit`` uses."""
+    from dlbasics.lessons.runner import run_config
+
+    quiet_lightning()
+    for lesson in lessons:
+        for run in modules[lesson.name].RUNS:
+            print(f"# {lesson.code} {lesson.name} / {run.name}\n# {run.command(seed)}")
+            print(run_config(run, seed))
+    return 0
+
+
+def run_lessons(lessons: list[Lesson], modules: dict, args: argparse.Namespace) -> int:
+    from dlbasics.lessons.context import LessonContext
+
+    quiet_lightning()
     overview = []
-    for name in names:
-        lesson = LESSONS[name]
-        module = lesson.load()
-        if rest:  # backprop with the user's own numbers: only the computation by hand
-            return module.by_hand_cli(rest)
-        ctx = LessonContext(name, args.out, seed=args.seed, fast=args.fast, accelerator=args.accelerator,
+    for lesson in lessons:
+        ctx = LessonContext(lesson.name, args.out, seed=args.seed, fast=args.fast, accelerator=args.accelerator,
                             data_dir=args.data_dir)
         print(f"== {lesson.code} {lesson.title}: running ...", flush=True)
         start = time.perf_counter()
-        module.run(ctx)
+        modules[lesson.name].run(ctx)
         seconds = time.perf_counter() - start
         ctx.write_summary(f"{lesson.code} {lesson.title}", seconds)
         print(f"   done in {seconds:.1f} s -> {ctx.dir}/summary.md", flush=True)
@@ -75,6 +116,8 @@ def lesson_main(argv: list[str] | None = None) -> int:
 
 def print_overview(overview: list) -> None:
     """The closing table: each lesson's key numbers, run time and folder."""
+    from dlbasics.lessons.context import fmt
+
     print("\n" + "=" * 100)
     for lesson, ctx, seconds in overview:
         print(f"{lesson.code} {lesson.title}  ({seconds:.0f} s)  figures: {ctx.dir / 'figures'}")

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lightning.pytorch import Callback
 from matplotlib.figure import Figure
 
 from dlbasics.figures import save_figure
-from dlbasics.lessons.runner import RunResult, Variant, run_variant
+from dlbasics.lessons.runner import Run, RunResult, run_lesson_run
 
 
 @dataclass
@@ -47,12 +49,9 @@ class LessonContext:
         self.report = Report()
         self.figures: list[Path] = []
 
-    def epochs(self, full: int) -> int:
-        """The lesson's epoch budget: ``full``, or a tenth of it (at least 3) with ``fast``."""
-        return max(3, full // 10) if self.fast else full
-
-    def run(self, variant: Variant) -> RunResult:
-        return run_variant(variant, self.dir, self.seed, self.accelerator)
+    def run(self, run: Run, callbacks: Sequence[Callback] = ()) -> RunResult:
+        """Fit (and test) ``run`` with the lesson's seed, budget and accelerator, plus the lesson's ``callbacks``."""
+        return run_lesson_run(run, self.dir, self.seed, callbacks, self.fast, self.accelerator, self.data_dir)
 
     def figure(self, fig: Figure, filename: str) -> Path:
         """Save a comparison figure as ``figures/<filename>.png`` in the lesson folder."""

@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-from functools import partial
-
-import torch
-
-from dlbasics.data import MoonsDataModule, Toy2DDataModule
 from dlbasics.lessons.context import LessonContext
 from dlbasics.lessons.plots import overlay_curves, sweep_plot
-from dlbasics.lessons.runner import RunResult, Variant
-from dlbasics.models import Classifier
+from dlbasics.lessons.runner import Run, RunResult
 
-TITLE = "L4 Dropout and weight decay"
 RATES = (0.0, 0.3, 0.5, 0.7)
-
-
-def dropnet_variant(ctx: LessonContext, name: str, dropout: float, weight_decay: float = 0.0) -> Variant:
-    """DropNet 2 -> 32 -> 32 -> 2 ReLU, dropout after each hidden layer, Adam lr 0.08, 80 full-batch epochs."""
-    data = Toy2DDataModule(boundary="quadratic", n_samples=200, val_fraction=0.3, batch_size="full", seed=ctx.seed)
-    optimizer = partial(torch.optim.Adam, lr=0.08, weight_decay=weight_decay)
-    return Variant(name, lambda: Classifier(input_shape=(2,), num_outputs=2, hidden_sizes=[32, 32],
-                                            dropout=dropout, optimizer=optimizer),
-                   data, ctx.epochs(80))
+# toy2d_dropout.yaml: DropNet 2 -> 32 -> 32 -> 2 ReLU, dropout after each hidden layer, Adam lr 0.08, 80 full-batch
+# epochs, on the quadratic task (N=200, the first 70% for training).
+BY_RATE = {rate: Run(f"dropout_{rate}", "toy2d_dropout.yaml", (f"--model.network.dropout={rate}",))
+           for rate in RATES}
+WITH_WD = Run("dropout_0.5_wd_0.02", "toy2d_dropout.yaml", ("--model.optimizer.weight_decay=0.02",))
+# The notebook's moons variant: both runs AdamW lr 3e-3, 25 epochs, batch 64, MLP 64-64 without batch norm;
+# no separate validation split: validation runs on the stratified 25% test split each epoch, as in the notebook.
+MOONS = [Run("moons_plain", "moons_dropout.yaml", ("--model.network.dropout=0.0", "--model.optimizer.weight_decay=0.0"),
+             test=True),
+         Run("moons_dropout_adamw", "moons_dropout.yaml", test=True)]
+RUNS = (*BY_RATE.values(), WITH_WD, *MOONS)
 
 
 def gap(result: RunResult) -> float:
@@ -32,8 +27,8 @@ def gap(result: RunResult) -> float:
 
 def run(ctx: LessonContext) -> None:
     report = ctx.report
-    by_rate = {rate: ctx.run(dropnet_variant(ctx, f"dropout_{rate}", rate)) for rate in RATES}
-    with_wd = ctx.run(dropnet_variant(ctx, "dropout_0.5_wd_0.02", 0.5, weight_decay=0.02))
+    by_rate = {rate: ctx.run(run) for rate, run in BY_RATE.items()}
+    with_wd = ctx.run(WITH_WD)
     plain, dropped = by_rate[0.0], by_rate[0.5]
 
     ctx.figure(overlay_curves([dropped], ["train/acc", "val/acc"], "L4.a DropNet, dropout 0.5", one_panel=True),
@@ -56,10 +51,9 @@ def run(ctx: LessonContext) -> None:
         report.add("L4.d dropout rate sweep", f"p={rate}", val_acc=result.last("val/acc"),
                    val_acc_last10=result.tail_mean("val/acc"), train_acc_last10=result.tail_mean("train/acc"))
 
-    moons = [ctx.run(moons_variant(ctx, "moons_plain", dropout=0.0, weight_decay=None)),
-             ctx.run(moons_variant(ctx, "moons_dropout_adamw", dropout=0.2, weight_decay=1e-3))]
+    moons = [ctx.run(run) for run in MOONS]
     ctx.figure(overlay_curves(moons, ["val/loss", "val/acc"],
-                              "L4 moons: plain vs dropout 0.2 + AdamW 1e-3 (val = the 25% test split)"), "l4_moons")
+                              "L4 moons: plain vs dropout 0.2 + weight decay 1e-3, AdamW (val = the 25% test split)"), "l4_moons")
     for result in moons:
         report.add("L4 moons variant", result.name, test_loss=result.last("test/loss"),
                    test_acc=result.last("test/acc"), train_loss=result.last("train/loss"))
@@ -76,12 +70,3 @@ def run(ctx: LessonContext) -> None:
     report.notes.append("Dropout makes the accuracy curves noisy; the sweep compares means over the last 10 "
                         "epochs. Train accuracy is measured with dropout active, as logged during training.")
 
-
-def moons_variant(ctx: LessonContext, name: str, dropout: float, weight_decay: float | None) -> Variant:
-    """The notebook's moons MLP 64-64, 25 epochs, batch 64; evaluated on the stratified 25% test split."""
-    data = MoonsDataModule(n_samples=2000, noise=0.25, test_fraction=0.25, batch_size=64, seed=ctx.seed)
-    optimizer = (partial(torch.optim.Adam, lr=1e-3) if weight_decay is None
-                 else partial(torch.optim.AdamW, lr=1e-3, weight_decay=weight_decay))
-    # No separate validation split: validation runs on the test split each epoch, as in the notebook.
-    return Variant(name, lambda: Classifier(input_shape=(2,), num_outputs=2, hidden_sizes=[64, 64],
-                                            dropout=dropout, optimizer=optimizer), data, ctx.epochs(25), test=True)

@@ -2,41 +2,22 @@
 
 from __future__ import annotations
 
-from functools import partial
-
-import torch
-
-from dlbasics.callbacks.confusion_matrix import ConfusionMatrix
-from dlbasics.callbacks.misclassified import Misclassified
-from dlbasics.data import MNISTDataModule
+from dlbasics.callbacks import ConfusionMatrix, Misclassified
 from dlbasics.lessons.context import LessonContext
 from dlbasics.lessons.plots import overlay_curves
-from dlbasics.lessons.runner import Variant
-from dlbasics.models import Classifier
+from dlbasics.lessons.runner import Run
 
-TITLE = "L6 MNIST with a shallow net"
-
-
-def mnist_budget(ctx: LessonContext) -> dict:
-    """Trainer limits: the full data, or a few batches per epoch with ``fast``."""
-    return {"limit_train_batches": 40, "limit_val_batches": 3} if ctx.fast else {}
-
-
-def mlp_variant(ctx: LessonContext) -> Variant:
-    """784 -> 128 -> 10 ReLU, Adam lr 1e-3, batch 128, 5 epochs; confusion matrix and digits on the test set."""
-    data = MNISTDataModule(data_dir=ctx.data_dir, batch_size=128, seed=ctx.seed)
-    return Variant("mlp_784_128_10", lambda: Classifier(input_shape=(1, 28, 28), num_outputs=10, hidden_sizes=[128],
-                                                        optimizer=partial(torch.optim.Adam, lr=1e-3)),
-                   data, ctx.epochs(5) if not ctx.fast else 2,
-                   callbacks=[ConfusionMatrix(stage="test"), Misclassified(stage="test", n_wrong=8, n_right=8)],
-                   test=True, trainer_kwargs=mnist_budget(ctx))
+# With --fast: 2 epochs of a few batches each.
+MNIST_FAST = ("--trainer.max_epochs=2", "--trainer.limit_train_batches=40", "--trainer.limit_val_batches=3")
+# mnist_mlp.yaml: 784 -> 128 -> 10 ReLU, Adam lr 1e-3, batch 128, 5 epochs.
+MLP = Run("mlp_784_128_10", "mnist_mlp.yaml", test=True, fast=MNIST_FAST)
+RUNS = (MLP,)
 
 
 def run(ctx: LessonContext) -> None:
     report = ctx.report
-    variant = mlp_variant(ctx)
-    confusion = next(c for c in variant.callbacks if isinstance(c, ConfusionMatrix))
-    result = ctx.run(variant)
+    confusion = ConfusionMatrix(stage="test")
+    result = ctx.run(MLP, [confusion, Misclassified(stage="test", n_wrong=8, n_right=8)])
     ctx.figure(overlay_curves([result], ["train/loss", "val/loss", "val/acc"], "L6 MNIST 784-128-10"),
                "l6_curves")
     ctx.adopt(result, "confusion_matrix", "l6_confusion_matrix")

@@ -2,39 +2,27 @@
 
 from __future__ import annotations
 
-from functools import partial
-
-import torch
-
-from dlbasics.callbacks.regression_fit import RegressionFit, fit_figure
-from dlbasics.data import SineDataModule
+from dlbasics.callbacks import RegressionFit
+from dlbasics.callbacks.figures import fit_figure
 from dlbasics.lessons.context import LessonContext
 from dlbasics.lessons.plots import overlay_curves, sweep_plot
-from dlbasics.lessons.runner import RunResult, Variant
-from dlbasics.models import Regressor
+from dlbasics.lessons.runner import Run, RunResult
 
-TITLE = "L3 Overfitting and underfitting"
 WEIGHT_DECAYS = (0.0, 0.01, 0.1)
 WIDTHS = (2, 8, 16, 32, 64)
-
-
-def sine_net(ctx: LessonContext, name: str, noise_std: float = 0.2, width: int = 12,
-             weight_decay: float = 0.0) -> Variant:
-    """1 -> width -> 1 ReLU, Adam lr 0.05, 100 full-batch epochs, on 20 points of sin x + 0.5 x.
-
-    The 100 evaluation points (validation and test) are drawn the same way with noise std 0.2.
-    """
-    data = SineDataModule(target="sin_plus_linear", n_train=20, n_eval=100, noise_std=noise_std,
-                          eval_noise_std=0.2, batch_size="full", seed=ctx.seed)
-    optimizer = partial(torch.optim.Adam, lr=0.05, weight_decay=weight_decay)
-    epochs = ctx.epochs(100)
-    return Variant(name, lambda: Regressor(input_shape=(1,), num_outputs=1, hidden_sizes=[width],
-                                           optimizer=optimizer),
-                   data, epochs, callbacks=[RegressionFit(every_n_epochs=epochs)], test=True)
+# sine_overfit.yaml: 1 -> 12 -> 1 ReLU, Adam lr 0.05, 100 full-batch epochs, 20 points of sin x + 0.5 x (noise
+# std 0.2); the 100 evaluation points (validation and test) are drawn the same way.
+BASE = Run("train20_noise0.2", "sine_overfit.yaml", test=True)
+NOISY = {wd: Run(f"noise1.0_wd{wd}", "sine_overfit.yaml",
+                 ("--data.noise_std=1.0", f"--model.optimizer.weight_decay={wd}"), test=True)
+         for wd in WEIGHT_DECAYS}
+BY_WIDTH = {w: Run(f"width{w}", "sine_overfit.yaml", (f"--model.network.hidden_sizes=[{w}]",), test=True)
+            for w in WIDTHS}
+RUNS = (BASE, *NOISY.values(), *BY_WIDTH.values())
 
 
 def fit_of(result: RunResult) -> RegressionFit:
-    return next(c for c in result.callbacks if isinstance(c, RegressionFit))
+    return result.callback(RegressionFit)
 
 
 def gap(result: RunResult) -> float:
@@ -44,11 +32,11 @@ def gap(result: RunResult) -> float:
 
 def run(ctx: LessonContext) -> None:
     report = ctx.report
-    base = ctx.run(sine_net(ctx, "train20_noise0.2"))
+    base = ctx.run(BASE, [RegressionFit()])
     ctx.figure(overlay_curves([base], ["train/loss", "val/loss"], "L3.a 20 training points vs 100 test points",
                               log_y=True, one_panel=True), "l3a_loss_curves")
 
-    noisy = {wd: ctx.run(sine_net(ctx, f"noise1.0_wd{wd}", noise_std=1.0, weight_decay=wd)) for wd in WEIGHT_DECAYS}
+    noisy = {wd: ctx.run(run, [RegressionFit()]) for wd, run in NOISY.items()}
     plain = noisy[0.0]
     ctx.figure(overlay_curves([plain], ["train/loss", "val/loss"], "L3.b training noise std 1.0", log_y=True,
                               one_panel=True), "l3b_noisy_loss_curves")
@@ -59,7 +47,7 @@ def run(ctx: LessonContext) -> None:
         report.add("L3.a-c train vs test", result.name, train_loss=result.last("train/loss"),
                    test_loss=result.last("test/loss"), gap=gap(result), test_r2=result.last("test/r2"))
 
-    widths = {w: ctx.run(sine_net(ctx, f"width{w}", width=w)) for w in WIDTHS}
+    widths = {w: ctx.run(run) for w, run in BY_WIDTH.items()}
     ctx.figure(sweep_plot(WIDTHS, {"test R^2": [r.last("test/r2") for r in widths.values()],
                                    "train R^2": [r.last("train/r2") for r in widths.values()]},
                           "L3.d model complexity", "hidden width", "R^2", log_x=True), "l3d_r2_vs_width")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Literal
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule
@@ -11,26 +12,16 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 
-from dlbasics.activations import activation_name, check_activation, make_activation
-from dlbasics.models.components import MLP, SmallCNN
-from dlbasics.models.components.mlp import check_dropout, check_sizes
+from dlbasics.activations import activation_name, make_activation
+from dlbasics.models.components import MLP
 
-NETWORKS = ("mlp", "cnn")
+NetworkFactory = Callable[[Sequence[int], int], nn.Module]
+"""Builds the network from ``(input_shape, num_outputs)``: a network class, or a ``functools.partial`` of one with
+its other arguments. In YAML: ``class_path`` (e.g. ``dlbasics.models.components.MLP``) and ``init_args``."""
 
-
-def build_network(network: str, input_shape: Sequence[int], num_outputs: int, hidden_sizes: Sequence[int],
-                  activation: str, dropout: float, batch_norm: bool, channels: Sequence[int],
-                  negative_slope: float) -> nn.Module:
-    """Build the named network; see ``System`` for the arguments."""
-    if network == "mlp":
-        in_features = 1
-        for size in check_sizes(input_shape, "input_shape"):
-            in_features *= size
-        return MLP(in_features, hidden_sizes, num_outputs, activation, dropout, batch_norm, negative_slope)
-    if network == "cnn":
-        return SmallCNN(input_shape, num_outputs, channels, hidden_sizes, activation, dropout, batch_norm,
-                        negative_slope)
-    raise ValueError(f"network {network!r} is not one of: {', '.join(NETWORKS)}")
+# Lightning's own instantiator: ``load_from_checkpoint`` rebuilds a model whose hparams carry it with jsonargparse.
+CLI_INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"
+PLAIN = (bool, int, float, str, type(None))
 
 
 def check_optimizer(optimizer: OptimizerCallable, lr_scheduler: LRSchedulerCallable | None) -> None:
@@ -41,24 +32,38 @@ def check_optimizer(optimizer: OptimizerCallable, lr_scheduler: LRSchedulerCalla
         lr_scheduler(probe)
 
 
+def network_config(network: NetworkFactory) -> dict[str, Any] | None:
+    """``{"class_path", "init_args"}`` of a network class or a ``partial`` of one, as the CLI writes it; ``None``
+    when the factory is something else (a lambda) or holds values a checkpoint can't keep as plain data."""
+    kwargs: dict[str, Any] = {}
+    if isinstance(network, functools.partial):
+        kwargs = dict(network.keywords)
+        if not network.args and isinstance(network.func, type):
+            network = network.func  # partial(MLP, hidden_sizes=[8])
+        elif network.args and isinstance(network.args[-1], type):
+            network = network.args[-1]  # jsonargparse's: partial(wrapper, instantiator, MLP, **init_args)
+        else:
+            return None
+    if not isinstance(network, type) or not all(is_plain(v) for v in kwargs.values()):
+        return None
+    return {"class_path": f"{network.__module__}.{network.__qualname__}", "init_args": kwargs}
+
+
+def is_plain(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return all(is_plain(v) for v in value)
+    return isinstance(value, PLAIN)
+
+
 class System(LightningModule):
     """Base of ``Classifier`` and ``Regressor``: everything but the loss and the metrics.
 
     Args:
         input_shape: shape of one input without the batch dimension (linked from the datamodule).
         num_outputs: number of classes or regression targets (linked from the datamodule).
-        network: ``mlp`` (fully connected) or ``cnn`` (the small CNN; needs ``(C, H, W)`` inputs).
-        hidden_sizes: widths of the hidden fully connected layers (for ``cnn``: of its head).
-        activation: registry name of the hidden activation: sigmoid, tanh, relu, leaky_relu, elu, gelu,
-            silu or identity.
-        dropout: dropout probability after each hidden fully connected layer, in [0, 1).
-        batch_norm: add batch norm before each hidden activation.
-        channels: output channels of each conv block (``cnn`` only).
-        negative_slope: negative slope of ``leaky_relu``.
-        channels_last: keep the network's 4-D (conv) weights in channels-last memory format. Convolutions then
-            give channels-last outputs, on which pooling is several times faster on CPU; the L7 CNN trains
-            faster on 2 CPU cores (``python -m benchmarks --only mnist_cnn``). Results agree with the default
-            format to float rounding, not bitwise. No effect on networks without conv layers.
+        network: builds the network from ``(input_shape, num_outputs)``: any ``nn.Module`` class whose first two
+            arguments are those, with its other arguments in ``init_args`` (``dlbasics.models.components.MLP``,
+            ``dlbasics.models.components.SmallCNN``, or your own).
         optimizer: optimizer factory; in YAML a ``class_path`` such as ``torch.optim.AdamW`` with
             ``init_args`` (``lr``, ``weight_decay``, ...).
         lr_scheduler: optional learning-rate scheduler factory, stepped every epoch
@@ -69,34 +74,38 @@ class System(LightningModule):
         self,
         input_shape: Sequence[int] = (2,),
         num_outputs: int = 2,
-        network: Literal["mlp", "cnn"] = "mlp",
-        hidden_sizes: Sequence[int] = (64, 64),
-        activation: str = "relu",
-        dropout: float = 0.0,
-        batch_norm: bool = False,
-        channels: Sequence[int] = (32, 64),
-        negative_slope: float = 0.01,
-        channels_last: bool = False,
+        network: NetworkFactory = MLP,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__()
-        check_activation(activation)
-        check_dropout(dropout)
-        check_sizes(hidden_sizes, "hidden_sizes")  # a system always has a hidden layer
         check_optimizer(optimizer, lr_scheduler)
-        # Only plain values go into the checkpoint (it must load with weights_only=True); the optimizer
-        # and scheduler are recorded in the run's config.yaml instead.
+        self.network = network(tuple(input_shape), num_outputs)
+        # Only plain values go into the checkpoint (it must load with weights_only=True); the optimizer and
+        # scheduler are recorded in the run's config.yaml instead.
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
-        self.network = build_network(network, input_shape, num_outputs, hidden_sizes, activation, dropout,
-                                     batch_norm, channels, negative_slope)
-        if channels_last:
-            self.network.to(memory_format=torch.channels_last)  # changes only 4-D tensors: conv weights
+        self._describe_network(network)
         self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
         self.example_input_array = torch.zeros(2, *input_shape)
         self.losses = nn.ModuleDict({stage: MeanMetric() for stage in ("fit", "validate", "test")})
         metrics = self.make_metrics(num_outputs)
         self.metrics = nn.ModuleDict({stage: metrics.clone() for stage in ("fit", "validate", "test")})
+
+    def _describe_network(self, network: NetworkFactory) -> None:
+        """Hyperparameters in the form LightningCLI saves, so ``load_from_checkpoint(path)`` rebuilds the network.
+
+        Built by the CLI, the network is already its config (``{"class_path", "init_args"}``). Built in Python
+        from a class or a ``partial`` of one, it is described the same way; from any other callable it can't be,
+        and ``load_from_checkpoint(path, network=...)`` must name it again.
+        """
+        if isinstance(self.hparams.get("network"), dict):
+            return
+        config = network_config(network)
+        if config is None:
+            del self.hparams["network"]
+            return
+        self.hparams.update(network=config, _class_path=f"{type(self).__module__}.{type(self).__qualname__}",
+                            _instantiator=CLI_INSTANTIATOR)
 
     def make_metrics(self, num_outputs: int) -> MetricCollection:
         """The metrics of one stage, keyed by their short name (``acc``, ``r2``, ...)."""
@@ -157,5 +166,5 @@ class System(LightningModule):
             module = self.get_submodule(name)
             if activation_name(module) != kind or getattr(module, "negative_slope", None) != slope:
                 parent, _, child = name.rpartition(".")
-                new = make_activation(kind, self.hparams.negative_slope if slope is None else slope)
+                new = make_activation(kind) if slope is None else make_activation(kind, slope)
                 setattr(self.get_submodule(parent), child, new.train(module.training))

@@ -1,0 +1,119 @@
+"""``dlbasics fit|validate|test|predict``: LightningCLI over the project's systems and datamodules."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities import rank_zero_info
+
+from dlbasics.data.base import TensorDataModule
+from dlbasics.models.system import System
+from dlbasics.resume import find_last_checkpoint
+
+
+class DLBasicsCLI(LightningCLI):
+    """LightningCLI that links what the data knows (input shape, outputs) into the model."""
+
+    def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 (a LightningArgumentParser)
+        # Resolved on the instantiated datamodule, so configs never state these twice.
+        parser.link_arguments("data.input_shape", "model.init_args.input_shape", apply_on="instantiate")
+        parser.link_arguments("data.num_outputs", "model.init_args.num_outputs", apply_on="instantiate")
+
+    def before_fit(self) -> None:
+        for logger in self.trainer.loggers:
+            logger.version  # noqa: B018 (fixes the version now, so ddp_spawn workers log where "Logs:" points)
+        check_callbacks_before_run(self.trainer, self.model)
+        self._resolve_last_checkpoint(required=False)
+
+    def before_test(self) -> None:
+        self._resolve_last_checkpoint(required=True)
+
+    def _resolve_last_checkpoint(self, required: bool) -> None:
+        """``--ckpt_path last``: the newest ``last.ckpt`` of any version of this run's log folder.
+
+        Lightning only looks in the new run's own version folder, so on its own "last" never finds an
+        interrupted run's checkpoint: fit would start over and test would test untrained weights.
+        """
+        config = self.config_init[self.subcommand]
+        if config.get("ckpt_path") != "last":
+            return
+        found = find_last_checkpoint(self.trainer)
+        if found is None and required:
+            raise ValueError("--ckpt_path last: no last.ckpt in any version of this run's log folder; "
+                             "pass the checkpoint's path instead")
+        config["ckpt_path"] = found  # None when fitting: start from scratch
+
+    def after_fit(self) -> None:
+        checkpoint = self.trainer.checkpoint_callback
+        path = getattr(checkpoint, "last_model_path", "") or getattr(checkpoint, "best_model_path", "")
+        rank_zero_info(f"Logs: {self.trainer.log_dir}  (view with: tensorboard --logdir lightning_logs)")
+        if path:
+            rank_zero_info(f"Checkpoint: {path}\nTest it with: dlbasics test --config CONFIG --ckpt_path {path}")
+
+    def after_test(self) -> None:
+        rank_zero_info(f"Logs: {self.trainer.log_dir}  (view with: tensorboard --logdir lightning_logs)")
+
+
+def check_callbacks_before_run(trainer: Trainer, model: LightningModule) -> None:
+    """Call ``check_before_run(trainer, pl_module)`` of every callback that has one, before the run folder exists.
+
+    A callback that can tell from the trainer and the model that the run cannot work (an activation swap after
+    the last epoch) refuses it here, so a refused run leaves nothing behind.
+    """
+    for callback in trainer.callbacks:
+        check = getattr(callback, "check_before_run", None)
+        if callable(check):
+            check(trainer, model)
+
+
+def hide_lightning_noise() -> None:
+    """Silence warnings Lightning raises on every run that a user can't act on."""
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    # Our datamodules return no validation loader on purpose when there is no validation data.
+    warnings.filterwarnings("ignore", message=r"Total length of `list` across ranks is zero")
+    # ``dlbasics`` hands its own arguments to LightningCLI (after the subcommand dispatch), on purpose.
+    warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
+
+
+def cli_main(args: list[str] | None = None, run: bool = True, cli_class: type[DLBasicsCLI] = DLBasicsCLI,
+             **kwargs: Any) -> DLBasicsCLI:
+    """Run ``dlbasics fit|validate|test|predict``; ``args`` replaces ``sys.argv[1:]`` (for tests).
+
+    With ``run=False`` the arguments are a config without a subcommand and nothing runs: the lessons build their
+    runs this way, through the same parser and links as ``dlbasics fit``. ``cli_class`` and ``kwargs`` go to it.
+    """
+    hide_lightning_noise()
+    return cli_class(
+        System,
+        TensorDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        seed_everything_default=0,
+        args=args,
+        run=run,
+        **kwargs,
+    )
+
+
+def release_process_group() -> None:
+    """Destroy the process group a DDP run leaves behind, while the interpreter is still whole.
+
+    Lightning destroys only NCCL groups at exit. A gloo group (DDP on CPU) left to interpreter finalization can
+    abort the process after a successful run ("terminate called without an active exception", exit status -6):
+    its worker threads still hold tensors when Python is torn down (pytorch/pytorch#179291).
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def fit_main(args: list[str]) -> int:
+    """``dlbasics fit|validate|test|predict ARGS``: the exit status (LightningCLI exits itself on bad arguments)."""
+    try:
+        cli_main(args)
+    finally:
+        release_process_group()
+    return 0
