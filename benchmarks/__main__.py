@@ -12,8 +12,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from dlbasics.callbacks.gradient_flow import GradientFlowWarning
-from dlbasics.cli import hide_lightning_noise
+from dlbasics.callbacks import GradientFlowWarning
+from dlbasics.lightning_cli import hide_lightning_noise
 
 from benchmarks.lesson_runs import ROOT, Settings
 from benchmarks.report import Row, load_average, markdown, timing_notes
@@ -21,6 +21,9 @@ from benchmarks.timing import interleave
 from benchmarks.workloads import WORKLOADS
 
 DEFAULT_OUT = ROOT / "benchmarks" / "RESULTS.md"
+# What follows this line in the results file is written by hand or by other scripts (benchmarks/fast_logging.py,
+# numbers quoted from the code); a new run replaces everything above it and keeps the rest.
+KEPT = "<!-- Kept when `python -m benchmarks` rewrites this file: -->"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -90,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(rows, notes, command, args.quick, start_load)
     print(text)
     if out is not None:
-        out.write_text(text)
+        kept = out.read_text().partition(KEPT)[2] if out.exists() else ""
+        out.write_text(f"{text}\n{KEPT}{kept}" if kept else text)
         print(f"wrote {out}", file=sys.stderr)
     return 0
 

@@ -7,9 +7,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from dlbasics.callbacks.activation_stats import ActivationStats
-from dlbasics.callbacks.activation_sums import histogram, histogram_sample, scatter_histogram
-from dlbasics.callbacks.activation_swap import ActivationSwap, Swap
+from dlbasics.callbacks import ActivationStats, ActivationSwap, Swap
+from dlbasics.callbacks.diagnostics._activation_sums import histogram, histogram_sample, scatter_histogram
 from dlbasics.models.components.mlp import MLP
 
 
@@ -130,7 +129,7 @@ def test_histogram_matches_histc():
 
 def test_hooks_removed_logged_to_tensorboard_and_figure_written(make_trainer, tmp_path):
     logger = TensorBoardLogger(tmp_path, name="tb")
-    net = MLP(2, [8, 8], 2, "tanh")
+    net = MLP((2,), 2, [8, 8], "tanh")
     stats = ActivationStats(log_histograms=True)
     fit(make_trainer, net, torch.randn(50, 2), stats, max_epochs=3, logger=logger)
     assert all(not module._forward_hooks for module in net.modules())
@@ -146,7 +145,7 @@ def test_hooks_removed_logged_to_tensorboard_and_figure_written(make_trainer, tm
 
 
 def test_swapped_layers_are_still_watched(make_trainer):
-    net = MLP(2, [16], 2, "tanh")
+    net = MLP((2,), 2, [16], "tanh")
     stats = ActivationStats()
     swap = ActivationSwap([Swap("relu", at_epoch=2)])
     model = Frozen(net, lr=0.05)
@@ -162,24 +161,29 @@ def test_swapped_layers_are_still_watched(make_trainer):
 def test_history_is_checkpointed_as_plain_values(make_trainer, tmp_path):
     stats = ActivationStats(pattern="layers\\.3")
     checkpoint = ModelCheckpoint(dirpath=tmp_path, filename="last")
-    fit(make_trainer, MLP(2, [4, 4], 2, "relu"), torch.randn(20, 2), stats, enable_checkpointing=True,
+    fit(make_trainer, MLP((2,), 2, [4, 4], "relu"), torch.randn(20, 2), stats, enable_checkpointing=True,
         callbacks=[stats, checkpoint])
     saved = torch.load(tmp_path / "last.ckpt", weights_only=True)["callbacks"][stats.state_key]
     assert saved["history"] == stats.history and list(saved["history"][0]["layers"]) == ["net.layers.3"]
 
 
-def test_no_matching_layer_is_refused_with_the_layers_found(make_trainer):
+@pytest.mark.parametrize("when", ["check_before_run", "fit"])  # the CLI's pre-run hook, or fit start without it
+def test_no_matching_layer_is_refused_with_the_layers_found(make_trainer, when):
+    stats, net = ActivationStats(kinds=["relu"], pattern="enc"), MLP((2,), 2, [4, 4], "tanh")
     with pytest.raises(ValueError, match=r"no activation of kinds \['relu'\] matching pattern 'enc' .* "
                                          r"net.layers.1: tanh, net.layers.3: tanh. Change `kinds` or `pattern`"):
-        fit(make_trainer, MLP(2, [4, 4], 2, "tanh"), torch.randn(8, 2), ActivationStats(kinds=["relu"], pattern="enc"))
+        if when == "check_before_run":
+            stats.check_before_run(make_trainer(callbacks=[stats]), Frozen(net))
+        else:
+            fit(make_trainer, net, torch.randn(8, 2), stats)
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"kinds": ["rleu"]}, "kinds entry 'rleu' is not one of"),
     ({"pattern": "["}, "pattern '[' is not a valid regular expression"),
-    ({"every_n_batches": 0}, "every_n_batches 0 must be a positive integer"),
-    ({"bins": 2.5}, "bins 2.5 must be a positive integer"),
-    ({"hist_max_values": 0}, "hist_max_values 0 must be a positive integer"),
+    ({"every_n_batches": 0}, "every_n_batches 0 must be an integer >= 1"),
+    ({"bins": 2.5}, "bins 2.5 must be an integer >= 1"),
+    ({"hist_max_values": 0}, "hist_max_values 0 must be an integer >= 1"),
     ({"ranges": {"relu": (3.0, 1.0)}}, "ranges['relu'] = [3.0, 1.0] must have min < max"),
     ({"ranges": {"prelu": (0.0, 1.0)}}, "ranges key 'prelu' is not one of"),
 ])  # fmt: skip

@@ -12,9 +12,8 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from dlbasics.activations import ACTIVATIONS
-from dlbasics.callbacks.activation_layers import find_activations
-from dlbasics.callbacks.activation_stats import ActivationStats
-from dlbasics.callbacks.activation_swap import ActivationSwap, Swap
+from dlbasics.callbacks import ActivationStats, ActivationSwap, Swap
+from dlbasics.callbacks.diagnostics._activation_layers import find_activations
 from dlbasics.models.components.mlp import MLP
 
 
@@ -46,7 +45,7 @@ def linear_task(n=100, batch_size=None):
 
 def tiny(activation="tanh", hidden=(8, 8), seed=0):
     L.seed_everything(seed, verbose=False)
-    return TinyClassifier(MLP(2, list(hidden), 2, activation))
+    return TinyClassifier(MLP((2,), 2, list(hidden), activation))
 
 
 def kinds(module):
@@ -73,7 +72,7 @@ def test_swapped_network_equals_fresh_mlp_with_new_activation(make_trainer):
     model = tiny("tanh")
     make_trainer(max_epochs=3, callbacks=[ActivationSwap([Swap("relu", at_epoch=1)])]).fit(model, linear_task())
     assert kinds(model) == ["relu", "relu"]
-    fresh = MLP(2, [8, 8], 2, "relu")
+    fresh = MLP((2,), 2, [8, 8], "relu")
     fresh.load_state_dict(model.net.state_dict())
     x = torch.randn(50, 2)
     model.eval()
@@ -130,9 +129,9 @@ def test_hooks_on_a_replaced_module_move_to_its_replacement(make_trainer):
         ([Swap("relu", at_epoch=1, from_kind="tahn")], "schedule[0].from_kind 'tahn' is not one of"),
         ([Swap("relu")], "exactly one of at_epoch and at_step"),
         ([Swap("relu", at_epoch=1, at_step=3)], "exactly one of at_epoch and at_step"),
-        ([Swap("relu", at_epoch=-1)], "time -1 must be a non-negative integer"),
+        ([Swap("relu", at_epoch=-1)], "schedule[0].at_epoch -1 must be an integer >= 0"),
         ([Swap("relu", at_epoch=1, from_kind="relu")], "swaps 'relu' for itself"),
-        ([Swap("relu", at_epoch=1, pattern="(")], "schedule[0].pattern '(' is not a regular expression"),
+        ([Swap("relu", at_epoch=1, pattern="(")], "schedule[0].pattern '(' is not a valid regular expression"),
         ([Swap("relu", at_epoch=3), Swap("gelu", at_epoch=2)], "schedule[1] (at epoch 2: any activation -> gelu) "
                                                                "comes before schedule[0]"),
         ([Swap("relu", at_epoch=3), Swap("gelu", at_step=50)], "mixes at_epoch and at_step"),
@@ -165,10 +164,15 @@ def test_parametrised_activations_are_refused(monkeypatch):
          "its activations will be, after schedule[0],: net.layers.1: relu, net.layers.3: relu"),
     ],
 )
-def test_impossible_schedules_are_refused_at_fit_start(make_trainer, schedule, trainer_args, message):
-    model = tiny("tanh")
+@pytest.mark.parametrize("when", ["check_before_run", "fit"])  # the CLI's pre-run hook, or fit start without it
+def test_impossible_schedules_are_refused_before_training(make_trainer, schedule, trainer_args, message, when):
+    model, swap = tiny("tanh"), ActivationSwap(schedule)
+    trainer = make_trainer(callbacks=[swap], **trainer_args)
     with pytest.raises(ValueError) as error:
-        make_trainer(callbacks=[ActivationSwap(schedule)], **trainer_args).fit(model, linear_task())
+        if when == "check_before_run":
+            swap.check_before_run(trainer, model)
+        else:
+            trainer.fit(model, linear_task())
     assert message in str(error.value)
     assert kinds(model) == ["tanh", "tanh"]  # refused before anything changed
 
@@ -217,11 +221,11 @@ def test_callbacks_build_from_yaml_as_under_trainer_callbacks():
     parser.add_argument("--callbacks", type=list[Callback])
     config = parser.parse_string("""
 callbacks:
-  - class_path: dlbasics.callbacks.activation_swap.ActivationSwap
+  - class_path: dlbasics.callbacks.ActivationSwap
     init_args:
       schedule:
         - {at_epoch: 35, from_kind: tanh, to: relu}
-  - class_path: dlbasics.callbacks.activation_stats.ActivationStats
+  - class_path: dlbasics.callbacks.ActivationStats
     init_args: {every_n_batches: 2, ranges: {relu: [0, 6]}}
 """)
     instantiate = getattr(parser, "instantiate", parser.instantiate_classes)  # renamed in jsonargparse 4.49

@@ -50,9 +50,9 @@ def test_loader_slices_all_tensors_alike():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="batch_size must be positive"):
+    with pytest.raises(ValueError, match="batch_size 0 must be an integer >= 1"):
         ShardedBatches(10, 0, False)
-    with pytest.raises(ValueError, match="rank 2 is not in"):
+    with pytest.raises(ValueError, match=r"rank 2 must be an integer in \[0, 2\)"):
         ShardedBatches(10, 2, False, rank=2, world_size=2)
     with pytest.raises(ValueError, match="same length"):
         TensorLoader((torch.zeros(3), torch.zeros(4)), ShardedBatches(3, 1, False))

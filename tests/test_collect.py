@@ -1,10 +1,13 @@
+from functools import partial
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from dlbasics.callbacks.collect import Collector, forward_eval, split_batch
+from dlbasics.callbacks.figures._collector import Collector
+from dlbasics.callbacks.figures.base import forward_eval, split_batch
 from dlbasics.models import Classifier
+from dlbasics.models.components import MLP
 
 
 def test_collector_numbers_rows_as_in_the_whole_split_and_keeps_the_smallest_keys():
@@ -20,7 +23,7 @@ def test_collector_numbers_rows_as_in_the_whole_split_and_keeps_the_smallest_key
 
 
 def test_forward_eval_runs_in_eval_mode_without_gradients_and_restores_each_module():
-    model = Classifier(hidden_sizes=[8], dropout=0.5, batch_norm=True)
+    model = Classifier(network=partial(MLP, hidden_sizes=[8], dropout=0.5, batch_norm=True))
     model.network.layers[1].eval()  # a frozen batch norm inside a training model stays frozen
     before = {name: m.training for name, m in model.named_modules()}
     x = torch.randn(5, 2)

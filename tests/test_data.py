@@ -1,9 +1,12 @@
+from functools import partial
+
 import lightning as L
 import pytest
 import torch
 
 from dlbasics.data import MoonsDataModule, SineDataModule, Toy2DDataModule
 from dlbasics.data.splits import split_sizes, stratified_split
+from dlbasics.models.components import MLP
 
 SMALL = [MoonsDataModule(n_samples=200, val_fraction=0.1), Toy2DDataModule(val_fraction=0.3, test_fraction=0.1),
          SineDataModule(n_train=20, n_eval=50)]
@@ -107,7 +110,9 @@ def test_validation_falls_back_to_test_then_to_none():
     (dict(val_fraction=0.5, test_fraction=0.5), "leaves nothing to train on"),
     (dict(test_fraction=-0.1), r"test_fraction -0.1 must be in \[0, 1\)"),
     (dict(n_samples=10, val_fraction=0.01), "the val split of 10 samples is empty"),
-    (dict(noise=-1.0), "noise -1.0 must be non-negative"),
+    (dict(noise=-1.0), "noise -1.0 must be a finite number >= 0"),
+    (dict(noise=float("nan")), "noise nan must be a finite number >= 0"),  # nan < 0 is False: checked as such
+    (dict(n_samples=True), "n_samples True must be an integer >= 2"),
 ])
 def test_moons_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -119,7 +124,7 @@ def test_other_bad_arguments():
         Toy2DDataModule(boundary="circle")
     with pytest.raises(ValueError, match="target 'cos' is not one of"):
         SineDataModule(target="cos")
-    with pytest.raises(ValueError, match="noise_std -0.1 must be non-negative"):
+    with pytest.raises(ValueError, match="noise_std -0.1 must be a finite number >= 0"):
         SineDataModule(noise_std=-0.1)
     assert split_sizes(10, 0.2, 0.1) == (7, 2, 1)
 
@@ -137,7 +142,8 @@ def test_lightning_sets_the_epoch_so_each_epoch_has_its_own_order(make_trainer):
     from dlbasics.models import Classifier
     dm = MoonsDataModule(n_samples=200, batch_size=16, seed=3)
     recorder = RecordFirstBatch()
-    make_trainer(max_epochs=3, callbacks=[recorder], limit_val_batches=0).fit(Classifier(hidden_sizes=[4]), dm)
+    model = Classifier(network=partial(MLP, hidden_sizes=[4]))
+    make_trainer(max_epochs=3, callbacks=[recorder], limit_val_batches=0).fit(model, dm)
     for epoch, first in recorder.first.items():
         sampler = dm.train_dataloader().sampler
         sampler.set_epoch(epoch)

@@ -5,7 +5,7 @@ from pathlib import Path
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from dlbasics.callbacks import GradientFlowMonitor
-from dlbasics.cli import cli_main
+from dlbasics.lightning_cli import cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
@@ -25,7 +25,7 @@ def mean_grad(cli, layer: str) -> float:
 def test_deep_sigmoid_gradients_vanish_towards_the_input(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     sigmoid = fit("deep_sigmoid.yaml", tmp_path)
-    relu = fit("deep_sigmoid.yaml", tmp_path, "--model.init_args.activation", "relu")
+    relu = fit("deep_sigmoid.yaml", tmp_path, "--model.init_args.network.init_args.activation", "relu")
     first, last = "network.layers.0", "network.layers.10"  # first and last hidden Linear
     assert mean_grad(sigmoid, first) < 0.01 * mean_grad(sigmoid, last)
     assert mean_grad(sigmoid, first) < 0.01 * mean_grad(relu, first)

@@ -1,24 +1,39 @@
+"""FastLogging: the same logged values, fewer of Lightning's device moves, and Lightning's own method back on every
+way out of a run, on the Lightning versions it is tested with only."""
+
+import signal
+from functools import partial
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
+from lightning.pytorch import Callback
 from lightning.pytorch.trainer.connectors.logger_connector import result as lightning_result
 from lightning.pytorch.trainer.connectors.logger_connector.result import _Metadata, _ResultMetric
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, TensorDataset
 
-from dlbasics.callbacks import FastLogging
-from dlbasics.callbacks import fast_logging
+from dlbasics.callbacks import FastLogging, NonFiniteError, NonFiniteGuard
+from dlbasics.callbacks.runtime import fast_logging
 from dlbasics.data import SineDataModule
 from dlbasics.lessons.runner import MetricHistory
 from dlbasics.models import Regressor
+from dlbasics.models.components import MLP
 
 LIGHTNINGS_TO = _ResultMetric.to
 ROOT = Path(__file__).resolve().parents[1]
+# Outside the tested Lightning versions FastLogging does nothing: the tests that need it active are skipped there.
+needs_supported_lightning = pytest.mark.skipif(fast_logging.unsupported_reason() is not None,
+                                               reason=str(fast_logging.unsupported_reason()))
 
 
 def fit(make_trainer, callbacks: list) -> tuple[dict, dict, dict]:
     """Six full-batch epochs of a small regressor: per-epoch metrics, final callback metrics, final weights."""
     torch.manual_seed(0)
-    model = Regressor(input_shape=(1,), num_outputs=1, hidden_sizes=[8], activation="tanh", dropout=0.2)
+    network = partial(MLP, hidden_sizes=[8], activation="tanh", dropout=0.2)
+    model = Regressor(input_shape=(1,), num_outputs=1, network=network)
     history = MetricHistory()
     trainer = make_trainer(max_epochs=6, callbacks=[history, *callbacks])
     trainer.fit(model, SineDataModule(n_train=30, n_eval=20, batch_size="full", seed=0))
@@ -35,6 +50,7 @@ def counting_lightning_to(monkeypatch) -> list[int]:
     return calls
 
 
+@needs_supported_lightning
 def test_runs_with_and_without_it_log_the_same_values_and_train_the_same_weights(make_trainer):
     curves, final, weights = fit(make_trainer, [])
     fast_curves, fast_final, fast_weights = fit(make_trainer, [FastLogging()])
@@ -44,6 +60,7 @@ def test_runs_with_and_without_it_log_the_same_values_and_train_the_same_weights
     assert all(torch.equal(fast_weights[k], weights[k]) for k in weights)
 
 
+@needs_supported_lightning
 def test_it_skips_lightnings_move_once_the_results_live_on_the_device(make_trainer, monkeypatch):
     calls = counting_lightning_to(monkeypatch)
     fit(make_trainer, [])
@@ -56,14 +73,141 @@ def test_it_skips_lightnings_move_once_the_results_live_on_the_device(make_train
     assert calls[0] <= plain - 18
 
 
+def installed() -> bool:
+    return _ResultMetric.to is not LIGHTNINGS_TO
+
+
+def assert_removed() -> None:
+    """Lightning's own method is back and nobody is counted as needing ours."""
+    assert _ResultMetric.to is LIGHTNINGS_TO
+    assert fast_logging._Patch.users == 0 and fast_logging._Patch.original is None
+
+
+class Probe(Callback):
+    """Records at every training batch whether the replacement is installed; optionally raises in a hook."""
+
+    def __init__(self, raise_in: str | None = None) -> None:
+        self.seen: list[bool] = []
+        if raise_in is not None:
+            setattr(self, raise_in, self._fail)
+
+    def on_train_batch_start(self, *args) -> None:
+        self.seen.append(installed())
+
+    def _fail(self, *args) -> None:
+        raise RuntimeError("a callback hook failed")
+
+
+class Tiny(L.LightningModule):
+    """Logs its loss every step; raises ``error`` in ``training_step`` at global step ``fail_at``."""
+
+    def __init__(self, fail_at: int | None = None, error: type[BaseException] = RuntimeError,
+                 nan_at: int | None = None) -> None:
+        super().__init__()
+        self.net, self.fail_at, self.error, self.nan_at = nn.Linear(1, 1), fail_at, error, nan_at
+
+    def training_step(self, batch, batch_idx):
+        if self.global_step == self.fail_at:
+            raise self.error("training_step failed")
+        loss = F.mse_loss(self.net(batch[0]), batch[1])
+        self.log("train/loss", loss)
+        return loss * float("nan") if self.global_step == self.nan_at else loss
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def tiny_data() -> DataLoader:
+    x = torch.linspace(-1, 1, 8).unsqueeze(1)
+    return DataLoader(TensorDataset(x, 2 * x), batch_size=4)  # two steps an epoch
+
+
+@needs_supported_lightning
 def test_lightnings_method_is_back_after_the_run_and_after_nested_use(make_trainer):
     fit(make_trainer, [FastLogging()])
-    assert _ResultMetric.to is LIGHTNINGS_TO
+    assert_removed()
     with FastLogging():
         with FastLogging():
-            assert _ResultMetric.to is not LIGHTNINGS_TO
-        assert _ResultMetric.to is not LIGHTNINGS_TO  # the outer user still needs it
-    assert _ResultMetric.to is LIGHTNINGS_TO
+            assert installed()
+        assert installed()  # the outer user still needs it
+    assert_removed()
+    reentered = FastLogging()
+    with reentered:
+        with reentered:  # the same instance twice
+            pass
+        assert installed()
+    assert_removed()
+
+
+@needs_supported_lightning
+@pytest.mark.parametrize("failure", ["callback_hook", "training_step", "guard_at_fit_end", "keyboard_interrupt"])
+def test_a_failed_run_puts_lightnings_method_back(make_trainer, failure):
+    """A failed run skips teardown; on_exception must remove the replacement, whatever failed and wherever."""
+    probe = Probe(raise_in="on_train_epoch_end" if failure == "callback_hook" else None)
+    model = Tiny(fail_at=1 if failure == "training_step" else 2 if failure == "keyboard_interrupt" else None,
+                 error=KeyboardInterrupt if failure == "keyboard_interrupt" else RuntimeError,
+                 nan_at=1 if failure == "guard_at_fit_end" else None)
+    guard = [NonFiniteGuard()] if failure == "guard_at_fit_end" else []
+    trainer = make_trainer(max_epochs=3, callbacks=[FastLogging(), probe, *guard])
+    expected = {"callback_hook": RuntimeError, "training_step": RuntimeError, "guard_at_fit_end": NonFiniteError,
+                "keyboard_interrupt": SystemExit}[failure]  # Lightning turns Ctrl-C into sys.exit(1)
+    sigint = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(expected):
+            trainer.fit(model, tiny_data())
+    finally:
+        signal.signal(signal.SIGINT, sigint)  # Lightning ignores SIGINT after a KeyboardInterrupt
+    assert probe.seen and all(probe.seen)  # it was active during the run
+    assert_removed()
+
+
+@needs_supported_lightning
+def test_nested_users_keep_it_until_the_last_one_ends(make_trainer):
+    # Two callbacks in one run.
+    probe = Probe()
+    make_trainer(max_epochs=1, callbacks=[FastLogging(), FastLogging(), probe]).fit(Tiny(), tiny_data())
+    assert all(probe.seen)
+    assert_removed()
+    # A with block around a run that has the callback, even one that fails.
+    with FastLogging():
+        make_trainer(max_epochs=1, callbacks=[FastLogging()]).fit(Tiny(), tiny_data())
+        with pytest.raises(RuntimeError):
+            make_trainer(max_epochs=1, callbacks=[FastLogging()]).fit(Tiny(fail_at=0), tiny_data())
+        assert installed() and fast_logging._Patch.users == 1
+    assert_removed()
+
+    # A with block inside a run: when it ends, the run still has the replacement.
+    class InnerBlock(Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            with FastLogging():
+                pass
+            self.after = installed()
+
+    inner = InnerBlock()
+    make_trainer(max_epochs=1, callbacks=[FastLogging(), inner]).fit(Tiny(), tiny_data())
+    assert inner.after
+    assert_removed()
+
+
+@pytest.mark.parametrize("version", ["2.6.3", "2.7.0", "3.0.0"])
+def test_outside_the_tested_lightning_versions_it_warns_and_changes_nothing(make_trainer, monkeypatch, version):
+    monkeypatch.setattr(fast_logging, "LIGHTNING_VERSION", version)
+    probe = Probe()
+    message = rf"tested with Lightning .*<2\.7, and this is Lightning {version}; logging runs at its usual speed"
+    with pytest.warns(UserWarning, match=message):
+        make_trainer(max_epochs=1, callbacks=[FastLogging(), probe]).fit(Tiny(), tiny_data())
+    with pytest.warns(UserWarning, match=message):
+        with FastLogging():
+            assert not installed()
+    assert probe.seen == [False, False]
+    assert_removed()
+
+
+@pytest.mark.parametrize(("version", "tested"), [("2.6.4", True), ("2.6.6", True), ("2.6.9", True),
+                                                 ("2.6.3", False), ("2.7.0rc1", False), ("2.7.0", False)])
+def test_the_tested_range_is_explicit(monkeypatch, version, tested):
+    monkeypatch.setattr(fast_logging, "LIGHTNING_VERSION", version)
+    assert (fast_logging.unsupported_reason() is None) == tested
 
 
 def result_holding(value: torch.Tensor) -> _ResultMetric:
@@ -73,6 +217,7 @@ def result_holding(value: torch.Tensor) -> _ResultMetric:
     return result
 
 
+@needs_supported_lightning
 def test_a_result_with_a_state_elsewhere_is_moved_by_lightning(monkeypatch):
     result = result_holding(torch.tensor(2.0))
     cpu = torch.device("cpu")
@@ -102,7 +247,7 @@ def test_with_a_lightning_it_was_not_written_for_it_warns_and_changes_nothing(mo
 
 
 def test_it_is_configurable_from_the_command_line(tmp_path, monkeypatch):
-    from dlbasics.cli import cli_main
+    from dlbasics.lightning_cli import cli_main
 
     monkeypatch.chdir(tmp_path)
     cli = cli_main(["fit", "--config", str(ROOT / "configs/sine_tinynet.yaml"), "--trainer.max_epochs", "3",

@@ -1,20 +1,21 @@
+from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
+from jsonargparse import ArgumentParser
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from dlbasics.callbacks.collect import Collector
-from dlbasics.callbacks.confusion_matrix import ConfusionMatrix
-from dlbasics.callbacks.decision_boundary import DecisionBoundary
-from dlbasics.callbacks.feature_maps import FeatureMaps
-from dlbasics.callbacks.misclassified import Misclassified, as_image
-from dlbasics.callbacks.regression_fit import RegressionFit, fit_figure
+from dlbasics.callbacks import ConfusionMatrix, DecisionBoundary, FeatureMaps, Misclassified, RegressionFit
+from dlbasics.callbacks.figures import fit_figure
+from dlbasics.callbacks.figures._collector import Collector
+from dlbasics.callbacks.figures._images import as_image
 from dlbasics.data import MNISTDataModule, MoonsDataModule, SineDataModule
 from dlbasics.models import Classifier, Regressor
+from dlbasics.models.components import MLP, SmallCNN
 
 
 def run_folder(tmp_path) -> tuple[TensorBoardLogger, Path]:
@@ -33,11 +34,11 @@ def pngs(folder: Path) -> set[str]:
     return {path.name for path in (folder / "figures").glob("*.png")}
 
 
-def mnist_setup(data_dir: Path, **model_args) -> tuple[MNISTDataModule, Classifier]:
+def mnist_setup(data_dir: Path, network=partial(MLP, hidden_sizes=[16])) -> tuple[MNISTDataModule, Classifier]:
     """300 val digits, the fake test set, in batches of 128 (a short last batch), an untrained seeded classifier."""
     torch.manual_seed(0)
     dm = MNISTDataModule(data_dir=data_dir, val_size=300, batch_size=50, eval_batch_size=128)
-    return dm, Classifier(input_shape=dm.input_shape, num_outputs=10, hidden_sizes=[16], **model_args)
+    return dm, Classifier(input_shape=dm.input_shape, num_outputs=10, network=network)
 
 
 def direct(model: Classifier, dm: MNISTDataModule, split: str) -> tuple[torch.Tensor, ...]:
@@ -57,7 +58,7 @@ def highest_loss(loss: torch.Tensor, index: torch.Tensor, k: int) -> torch.Tenso
 def test_decision_boundary_every_n_epochs_at_the_end_of_fit_and_in_test(make_trainer, tmp_path):
     torch.manual_seed(0)
     dm = MoonsDataModule(n_samples=200, batch_size=32, eval_batch_size=16)  # validates on the 50 test points
-    model = Classifier(hidden_sizes=[8])
+    model = Classifier(network=partial(MLP, hidden_sizes=[8]))
     val, test = DecisionBoundary(every_n_epochs=2, resolution=20), DecisionBoundary(stage="test", resolution=20)
     logger, folder = run_folder(tmp_path)
     trainer = make_trainer(max_epochs=3, logger=logger, callbacks=[val, test])
@@ -81,7 +82,7 @@ def test_decision_boundary_every_n_epochs_at_the_end_of_fit_and_in_test(make_tra
 
 def test_decision_boundary_refuses_inputs_that_are_not_2d(make_trainer):
     data = DataLoader(TensorDataset(torch.randn(8, 3), torch.randint(0, 2, (8,))), batch_size=4)
-    model = Classifier(input_shape=(3,), hidden_sizes=[4])
+    model = Classifier(input_shape=(3,), network=partial(MLP, hidden_sizes=[4]))
     trainer = make_trainer(max_epochs=1, callbacks=[DecisionBoundary(every_n_epochs=1)])
     with pytest.raises(ValueError, match=r"needs 2-D inputs of shape \(batch, 2\).*one input: \(3,\)"):
         trainer.fit(model, data, data)
@@ -90,7 +91,7 @@ def test_decision_boundary_refuses_inputs_that_are_not_2d(make_trainer):
 def test_regression_fit_draws_model_truth_and_points(make_trainer, tmp_path):
     torch.manual_seed(0)
     dm = SineDataModule(n_train=20, n_eval=30, batch_size=8)
-    model = Regressor(input_shape=(1,), num_outputs=1, hidden_sizes=[8])
+    model = Regressor(input_shape=(1,), num_outputs=1, network=partial(MLP, hidden_sizes=[8]))
     callback = RegressionFit(every_n_epochs=2, resolution=50)
     logger, folder = run_folder(tmp_path)
     make_trainer(max_epochs=3, logger=logger, callbacks=[callback]).fit(model, dm)  # 3 steps per epoch
@@ -122,10 +123,10 @@ def test_figure_callbacks_gather_points_only_in_the_epochs_that_need_them(make_t
     callback = make_callback()
     torch.manual_seed(0)
     if isinstance(callback, DecisionBoundary):
-        dm, model = MoonsDataModule(n_samples=200, batch_size=64), Classifier(hidden_sizes=[8])
+        dm, model = MoonsDataModule(n_samples=200, batch_size=64), Classifier(network=partial(MLP, hidden_sizes=[8]))
     else:
-        dm, model = SineDataModule(n_train=20, n_eval=30, batch_size=8), Regressor(input_shape=(1,), num_outputs=1,
-                                                                                 hidden_sizes=[8])
+        dm = SineDataModule(n_train=20, n_eval=30, batch_size=8)
+        model = Regressor(input_shape=(1,), num_outputs=1, network=partial(MLP, hidden_sizes=[8]))
     make_trainer(max_epochs=7, callbacks=[callback]).fit(model, dm)
     # The first epoch (a fallback for the final figure), the due epoch 3, the last epoch 6 for the final figure;
     # RegressionFit gathers its train and its val points in each.
@@ -138,15 +139,24 @@ def test_figure_callbacks_gather_points_only_in_the_epochs_that_need_them(make_t
         torch.testing.assert_close(callback.last["train_x"].sort().values, dm.split("train")[0].reshape(-1))
 
 
+def test_regression_fit_takes_its_truth_as_an_import_path_in_yaml():
+    parser = ArgumentParser()
+    parser.add_argument("--callback", type=RegressionFit)
+    config = parser.parse_args(["--callback", "{class_path: dlbasics.callbacks.RegressionFit, "
+                                              "init_args: {true_function: torch.sin}}"])
+    assert parser.instantiate(config).callback.true_function is torch.sin
+
+
 def test_regression_fit_named_truth_and_wrong_inputs(make_trainer, tmp_path):
     dm = SineDataModule(n_train=10, n_eval=10)  # target sin, but the callback is told otherwise
-    callback = RegressionFit(every_n_epochs=1, true_function="sin_plus_linear", resolution=5)
-    make_trainer(max_epochs=1, callbacks=[callback]).fit(Regressor((1,), 1, hidden_sizes=[4]), dm)
+    callback = RegressionFit(every_n_epochs=1, true_function=lambda x: torch.sin(x) + 0.5 * x, resolution=5)
+    make_trainer(max_epochs=1, callbacks=[callback]).fit(Regressor((1,), 1, network=partial(MLP, hidden_sizes=[4])), dm)
     grid = callback.last["grid_x"]
     torch.testing.assert_close(callback.last["true_y"], torch.sin(grid) + 0.5 * grid)
     data = DataLoader(TensorDataset(torch.randn(8, 2), torch.randn(8, 1)), batch_size=4)
     with pytest.raises(ValueError, match=r"1-D regression: inputs of shape \(batch,\) or \(batch, 1\), got \(4, 2\)"):
-        make_trainer(max_epochs=1, callbacks=[RegressionFit()]).fit(Regressor((2,), 1, hidden_sizes=[4]), data)
+        wide = Regressor((2,), 1, network=partial(MLP, hidden_sizes=[4]))
+        make_trainer(max_epochs=1, callbacks=[RegressionFit()]).fit(wide, data)
 
 
 def test_confusion_matrix_counts_every_sample_once(make_trainer, tmp_path, fake_mnist):
@@ -204,7 +214,7 @@ def test_inputs_are_drawn_as_min_max_scaled_pictures():
 
 
 def test_feature_maps_of_the_first_conv_for_fixed_inputs(make_trainer, tmp_path, fake_mnist):
-    dm, model = mnist_setup(fake_mnist, network="cnn", channels=[4, 8])
+    dm, model = mnist_setup(fake_mnist, network=partial(SmallCNN, channels=[4, 8]))
     callback = FeatureMaps(n_inputs=3, max_maps=2)
     logger, folder = run_folder(tmp_path)
     trainer = make_trainer(max_epochs=2, limit_train_batches=2, limit_val_batches=2, logger=logger,
@@ -222,10 +232,12 @@ def test_feature_maps_of_the_first_conv_for_fixed_inputs(make_trainer, tmp_path,
 
 
 def test_feature_maps_layer_errors_list_the_conv_layers(make_trainer, fake_mnist):
-    dm, cnn = mnist_setup(fake_mnist, network="cnn", channels=[4, 8])
-    with pytest.raises(ValueError, match=r"layer 'network.conv1' is not a module of Classifier; its conv layers are: "
-                                         r"network.features.0, network.features.3"):
+    dm, cnn = mnist_setup(fake_mnist, network=partial(SmallCNN, channels=[4, 8]))
+    wrong = r"layer 'network.conv1' is not a module of Classifier; its conv layers are: network.features.0, network.f"
+    with pytest.raises(ValueError, match=wrong):
         make_trainer(callbacks=[FeatureMaps(layer="network.conv1")]).test(cnn, dm)
+    with pytest.raises(ValueError, match=wrong):  # the CLI's pre-run hook says the same
+        FeatureMaps(layer="network.conv1").check_before_run(make_trainer(), cnn)
     with pytest.raises(ValueError, match="found no nn.Conv2d in Classifier; name the layer"):
         make_trainer(callbacks=[FeatureMaps()]).test(mnist_setup(fake_mnist)[1], dm)
 
@@ -235,12 +247,12 @@ def test_feature_maps_layer_errors_list_the_conv_layers(make_trainer, fake_mnist
     (lambda: DecisionBoundary(stage="predict"), "stage 'predict' is not one of: train, val, test"),
     (lambda: DecisionBoundary(padding=-1.0), "padding -1.0 must be a finite number >= 0"),
     (lambda: DecisionBoundary(resolution=1), "resolution 1 must be an integer >= 2"),
-    (lambda: RegressionFit(true_function="cos"), "true_function 'cos' is not one of: sin, sin_plus_linear"),
+    (lambda: RegressionFit(true_function="cos"), "true_function 'cos' must be a function of x such as torch.sin"),
     (lambda: ConfusionMatrix(normalize="rows"), "normalize 'rows' is not one of: none, true, pred, all"),
     (lambda: ConfusionMatrix(stage="train"), "stage 'train' is not one of: val, test"),
     (lambda: Misclassified(n_wrong=0), "n_wrong and n_right are both 0"),
     (lambda: Misclassified(order="random"), "order 'random' is not one of: first, highest_loss"),
-    (lambda: Misclassified(image_shape=(28, 0)), r"image_shape \(28, 0\) must be positive integers"),
+    (lambda: Misclassified(image_shape=(28, 0)), r"image_shape must be positive integers, got \[28, 0\]"),
     (lambda: FeatureMaps(max_maps=0), "max_maps 0 must be an integer >= 1"),
 ])  # fmt: skip
 def test_bad_arguments_are_refused_at_construction(make, message):
@@ -251,7 +263,7 @@ def test_bad_arguments_are_refused_at_construction(make, message):
 def test_feature_maps_figure_is_one_mosaic_with_each_map_on_its_own_scale():
     from matplotlib import colormaps
 
-    from dlbasics.callbacks.feature_maps import maps_figure
+    from dlbasics.callbacks.figures.feature_maps import maps_figure
 
     inputs = torch.rand(2, 1, 6, 6)
     maps = torch.stack([torch.full((3, 4, 4), 5.0), torch.arange(48.0).reshape(3, 4, 4) * 100]).float()

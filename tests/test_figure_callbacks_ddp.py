@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import lightning as L
@@ -13,11 +14,10 @@ from reliability_probes import child_environment
 from test_figure_callbacks import highest_loss, pngs, run_folder
 from torch.nn import functional as F
 
-from dlbasics.callbacks.confusion_matrix import ConfusionMatrix
-from dlbasics.callbacks.decision_boundary import DecisionBoundary
-from dlbasics.callbacks.misclassified import Misclassified
+from dlbasics.callbacks import ConfusionMatrix, DecisionBoundary, Misclassified
 from dlbasics.data import MoonsDataModule
 from dlbasics.models import Classifier
+from dlbasics.models.components import MLP
 
 
 class WriteResultsPerRank(L.Callback):
@@ -39,7 +39,8 @@ class WriteResultsPerRank(L.Callback):
 def ddp_setup() -> tuple[MoonsDataModule, Classifier]:
     """51 test points, so the two evaluation shards differ in size (26 and 25); a seeded tanh classifier."""
     torch.manual_seed(0)
-    return MoonsDataModule(n_samples=204, eval_batch_size=8), Classifier(hidden_sizes=[16], activation="tanh")
+    network = partial(MLP, hidden_sizes=[16], activation="tanh")
+    return MoonsDataModule(n_samples=204, eval_batch_size=8), Classifier(network=network)
 
 
 def run_on_two_processes(folder: str) -> None:

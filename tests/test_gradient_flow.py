@@ -11,7 +11,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from dlbasics.callbacks.gradient_flow import STATS, GradientFlowMonitor, GradientFlowWarning
+from dlbasics.callbacks import GradientFlowMonitor, GradientFlowWarning
+from dlbasics.callbacks.diagnostics._gradient_sums import STATS
 from dlbasics.models.components.mlp import MLP
 
 
@@ -161,10 +162,15 @@ def test_pattern_bias_and_forward_order(make_trainer):
     assert list(monitor.history[0]["layers"]) == ["net.body", "net.head"]
 
 
-def test_no_matching_parameter_lists_the_names(make_trainer):
-    trainer = make_trainer(max_epochs=1, callbacks=[GradientFlowMonitor(pattern="encoder")])
+@pytest.mark.parametrize("when", ["check_before_run", "fit"])  # the CLI's pre-run hook, or fit start without it
+def test_no_matching_parameter_lists_the_names(make_trainer, when):
+    monitor = GradientFlowMonitor(pattern="encoder")
+    trainer = make_trainer(max_epochs=1, callbacks=[monitor])
     with pytest.raises(ValueError, match=r"pattern 'encoder'.*net\.0\.weight, net\.0\.bias, net\.2\.weight"):
-        trainer.fit(Regressor(), loader())
+        if when == "check_before_run":
+            monitor.check_before_run(trainer, Regressor())
+        else:
+            trainer.fit(Regressor(), loader())
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -212,11 +218,11 @@ def test_history_is_in_checkpoints_and_loads_weights_only(tmp_path, make_trainer
 
 
 class Classifier(L.LightningModule):
-    """The L2.c net: MLP(2, [32] * 6, 2), cross-entropy, Adam lr 0.07."""
+    """The L2.c net: MLP((2,), 2, [32] * 6), cross-entropy, Adam lr 0.07."""
 
     def __init__(self, activation: str) -> None:
         super().__init__()
-        self.net = MLP(2, [32] * 6, 2, activation=activation)
+        self.net = MLP((2,), 2, [32] * 6, activation=activation)
 
     def training_step(self, batch, batch_idx):
         x, y = batch

@@ -1,3 +1,4 @@
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -9,10 +10,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from dlbasics.data import SineDataModule
 from dlbasics.loggers import BufferedTensorBoardLogger
 from dlbasics.models import Regressor
+from dlbasics.models.components import MLP
 
 
 def fit(tmp_path: Path, logger: TensorBoardLogger, make_trainer) -> None:
-    model = Regressor(input_shape=(1,), num_outputs=1, hidden_sizes=[8])
+    model = Regressor(input_shape=(1,), num_outputs=1, network=partial(MLP, hidden_sizes=[8]))
     data = SineDataModule(n_train=20, n_eval=10, batch_size="full")
     make_trainer(max_epochs=30, logger=logger, log_every_n_steps=1).fit(model, datamodule=data)
 
@@ -35,7 +37,7 @@ def test_buffered_logger_writes_hparams_and_every_epoch(tmp_path, make_trainer):
     logger = BufferedTensorBoardLogger(str(tmp_path), name="run", version=0)
     fit(tmp_path, logger, make_trainer)
     hparams = yaml.load((Path(logger.log_dir) / "hparams.yaml").read_text(), Loader=yaml.UnsafeLoader)
-    assert hparams["hidden_sizes"] == [8]
+    assert hparams["num_outputs"] == 1 and hparams["network"].keywords == {"hidden_sizes": [8]}
     events = EventAccumulator(logger.log_dir)
     events.Reload()
     losses = [e.value for e in events.Scalars("val/loss")]
@@ -43,5 +45,5 @@ def test_buffered_logger_writes_hparams_and_every_epoch(tmp_path, make_trainer):
 
 
 def test_buffered_logger_refuses_a_negative_interval(tmp_path):
-    with pytest.raises(ValueError, match="flush_every_s -1 must be >= 0"):
+    with pytest.raises(ValueError, match="flush_every_s -1 must be a finite number >= 0"):
         BufferedTensorBoardLogger(str(tmp_path), flush_every_s=-1)

@@ -52,5 +52,5 @@ def test_truncated_file_is_caught_at_setup(fake_mnist):
 
 
 def test_bad_val_size():
-    with pytest.raises(ValueError, match=r"val_size 60000 must be in \[0, 60000\)"):
+    with pytest.raises(ValueError, match=r"val_size 60000 must be an integer in \[0, 60000\)"):
         MNISTDataModule(val_size=60000)

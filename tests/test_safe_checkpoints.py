@@ -16,7 +16,7 @@ from lightning.pytorch import Callback
 from reliability_probes import ROOT, scaled_config
 
 import dlbasics.callbacks
-from dlbasics.cli import cli_main
+from dlbasics.lightning_cli import cli_main
 
 # Every project callback with a state_dict, as a config gives it (test_every_stateful_callback_is_listed_here).
 STATEFUL_CALLBACKS = [
@@ -25,7 +25,7 @@ STATEFUL_CALLBACKS = [
     {"class_path": "dlbasics.callbacks.ActivationStats", "init_args": {"plot": False}},
     {"class_path": "dlbasics.callbacks.GradientFlowMonitor", "init_args": {"plot_every_n_epochs": 0}},
     {"class_path": "dlbasics.callbacks.NonFiniteGuard"},
-    {"class_path": "dlbasics.callbacks.rng_state.RNGStateCheckpoint"},
+    {"class_path": "dlbasics.callbacks.RNGStateCheckpoint"},
 ]
 EVERY_EPOCH = {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
                "init_args": {"save_top_k": -1, "every_n_epochs": 1, "filename": "{epoch}", "save_last": True}}
@@ -38,12 +38,14 @@ def class_of(class_path: str) -> type:
 
 
 def test_every_stateful_callback_is_listed_here():
-    found = set()
-    for info in pkgutil.iter_modules(dlbasics.callbacks.__path__, "dlbasics.callbacks."):
+    found, modules = set(), []
+    for info in pkgutil.walk_packages(dlbasics.callbacks.__path__, "dlbasics.callbacks."):  # subpackages too
+        modules.append(info.name)
         for _, cls in inspect.getmembers(importlib.import_module(info.name), inspect.isclass):
             if issubclass(cls, Callback) and cls.__module__ == info.name and cls.state_dict is not Callback.state_dict:
                 found.add(cls)
-    assert found <= {class_of(entry["class_path"]) for entry in STATEFUL_CALLBACKS}
+    assert {"dlbasics.callbacks.diagnostics.gradient_flow", "dlbasics.callbacks.runtime.rng_state"} <= set(modules)
+    assert found == {class_of(entry["class_path"]) for entry in STATEFUL_CALLBACKS}
 
 
 def extra_config(folder: Path) -> Path:

@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from dlbasics.activations import check_activation, make_activation
+from dlbasics.checks import check_int, check_number
 from dlbasics.figures import new_figure
 
 LESSON_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu")
@@ -36,10 +37,8 @@ def activation_curves(names: Sequence[str] | None = None, negative_slope: float 
     low, high = (float(v) for v in z_range)
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise ValueError(f"z_range {tuple(z_range)!r} must be two finite numbers (low, high) with low < high")
-    if not math.isfinite(negative_slope):
-        raise ValueError(f"negative_slope {negative_slope!r} must be a finite number")
-    if isinstance(points, bool) or not isinstance(points, int) or points < 2:
-        raise ValueError(f"points {points!r} must be an integer >= 2")
+    check_number(negative_slope, "negative_slope")
+    check_int(points, "points", minimum=2)
     curves = {}
     for name in names:
         # Float64 steps, so an odd count on a symmetric range hits z = 0 exactly (float32 linspace misses it).

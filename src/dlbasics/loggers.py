@@ -8,6 +8,8 @@ from typing import Any
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from dlbasics.checks import check_number
+
 
 class BufferedTensorBoardLogger(TensorBoardLogger):
     """Lightning's ``TensorBoardLogger``, except that ``save`` flushes the event file at most every ``flush_every_s``.
@@ -26,8 +28,7 @@ class BufferedTensorBoardLogger(TensorBoardLogger):
     """
 
     def __init__(self, save_dir: str, flush_every_s: float = 5.0, **kwargs: Any) -> None:
-        if flush_every_s < 0:
-            raise ValueError(f"flush_every_s {flush_every_s!r} must be >= 0 seconds")
+        check_number(flush_every_s, "flush_every_s", minimum=0.0)  # seconds
         super().__init__(save_dir, **kwargs)
         self.flush_every_s = flush_every_s
         self._last_flush = float("-inf")

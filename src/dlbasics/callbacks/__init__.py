@@ -1,21 +1,27 @@
-"""Callbacks that work with any LightningModule (they find layers via ``named_modules()``).
+"""Callbacks that work with any LightningModule: they find layers through ``named_modules()``, never by our names.
 
-Diagnostics: gradient flow, activation swaps and statistics, a non-finite guard. Speed: cheaper ``self.log``.
-Figures: decision boundaries, regression fits, confusion matrices, misclassified inputs, CNN feature maps.
+- ``diagnostics/``: how training goes: ``GradientFlowMonitor`` (warning with ``GradientFlowWarning``),
+  ``ActivationStats``, ``ActivationSwap`` with its ``Swap`` schedule entries, ``NonFiniteGuard`` (raising
+  ``NonFiniteError``).
+- ``figures/``: what the model does, drawn as it trains: ``DecisionBoundary``, ``RegressionFit`` (and
+  ``fit_figure``), ``ConfusionMatrix``, ``Misclassified``, ``FeatureMaps``, on the base class ``FigureCallback``.
+- ``runtime/``: how a run runs: ``RNGStateCheckpoint`` (bitwise resumes), ``FastLogging`` (cheaper ``self.log``).
+
+Import them from here (``dlbasics.callbacks.GradientFlowMonitor``, as the YAML configs name them); the
+subpackages are the layout, not the interface.
+
+A callback that must refuse its settings before anything is written defines
+``check_before_run(trainer: Trainer, pl_module: LightningModule) -> None``, raising a ``ValueError`` that says what
+to change. ``dlbasics fit`` calls it, for every callback of the trainer that has it, once the trainer and the model
+are built and before the run folder exists; the callback may check again in its own hooks (runs without the CLI,
+resumed runs). ``ActivationSwap``, ``ActivationStats``, ``GradientFlowMonitor`` and ``FeatureMaps`` have it.
 """
 
-from dlbasics.callbacks.activation_stats import ActivationStats
-from dlbasics.callbacks.activation_swap import ActivationSwap, Swap
-from dlbasics.callbacks.confusion_matrix import ConfusionMatrix
-from dlbasics.callbacks.decision_boundary import DecisionBoundary
-from dlbasics.callbacks.fast_logging import FastLogging
-from dlbasics.callbacks.feature_maps import FeatureMaps
-from dlbasics.callbacks.gradient_flow import GradientFlowMonitor
-from dlbasics.callbacks.misclassified import Misclassified
-from dlbasics.callbacks.non_finite import NonFiniteError, NonFiniteGuard
-from dlbasics.callbacks.regression_fit import RegressionFit
-from dlbasics.callbacks.rng_state import RNGStateCheckpoint
+from dlbasics.callbacks.diagnostics import (ActivationStats, ActivationSwap, GradientFlowMonitor, GradientFlowWarning,
+                                            NonFiniteError, NonFiniteGuard, Swap)
+from dlbasics.callbacks.figures import ConfusionMatrix, DecisionBoundary, FeatureMaps, Misclassified, RegressionFit
+from dlbasics.callbacks.runtime import FastLogging, RNGStateCheckpoint
 
-__all__ = ["ActivationStats", "ActivationSwap", "ConfusionMatrix", "DecisionBoundary", "FastLogging",
-           "FeatureMaps", "GradientFlowMonitor", "Misclassified", "NonFiniteError", "NonFiniteGuard", "RegressionFit",
-           "RNGStateCheckpoint", "Swap"]
+__all__ = ["ActivationStats", "ActivationSwap", "ConfusionMatrix", "DecisionBoundary", "FastLogging", "FeatureMaps",
+           "GradientFlowMonitor", "GradientFlowWarning", "Misclassified", "NonFiniteError", "NonFiniteGuard",
+           "RegressionFit", "RNGStateCheckpoint", "Swap"]

@@ -11,6 +11,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor
 
+from dlbasics.checks import check_int, check_int_in
+
 
 class ShardedBatches:
     """Index batches for one rank: a (seeded, per-epoch) permutation, sharded, then cut into batches.
@@ -35,10 +37,8 @@ class ShardedBatches:
 
     def __init__(self, num_samples: int, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0,
                  world_size: int = 1, pad: bool = False) -> None:
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} is not in [0, {world_size})")
+        check_int(batch_size, "batch_size")
+        check_int_in(rank, "rank", 0, check_int(world_size, "world_size"))
         self.num_samples, self.batch_size, self.shuffle = num_samples, batch_size, shuffle
         self.seed, self.rank, self.world_size, self.pad = seed, rank, world_size, pad
         self.epoch = 0

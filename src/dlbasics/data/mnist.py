@@ -8,8 +8,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dlbasics.data.base import BatchSize, Split, TensorDataModule
+from dlbasics.checks import check_int_in
 from dlbasics.data import mnist_files
+from dlbasics.data.base import BatchSize, Split, TensorDataModule
 
 # Mean and std of the training pixels in [0, 1], the usual MNIST normalisation.
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
@@ -38,9 +39,7 @@ class MNISTDataModule(TensorDataModule):
                  download: bool = True, batch_size: BatchSize = 128, eval_batch_size: BatchSize | None = 1000,
                  seed: int = 0) -> None:
         super().__init__(batch_size, eval_batch_size, seed)
-        if not 0 <= val_size < 60_000:
-            raise ValueError(f"val_size {val_size} must be in [0, 60000)")
-        self.data_dir, self.val_size = Path(data_dir), val_size
+        self.data_dir, self.val_size = Path(data_dir), check_int_in(val_size, "val_size", 0, 60_000)
         self.normalize, self.download = normalize, download
 
     @property

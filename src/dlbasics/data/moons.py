@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from sklearn.datasets import make_moons
 
+from dlbasics.checks import check_int, check_number
 from dlbasics.data.base import BatchSize, Split, TensorDataModule, take_splits
 from dlbasics.data.splits import split_sizes, stratified_split
 
@@ -28,10 +29,8 @@ class MoonsDataModule(TensorDataModule):
                  test_fraction: float = 0.25, batch_size: BatchSize = 64, eval_batch_size: BatchSize | None = None,
                  seed: int = 0) -> None:
         super().__init__(batch_size, eval_batch_size, seed)
-        if n_samples < 2:
-            raise ValueError(f"n_samples {n_samples} must be at least 2")
-        if noise < 0:
-            raise ValueError(f"noise {noise} must be non-negative")
+        check_int(n_samples, "n_samples", minimum=2)
+        check_number(noise, "noise", minimum=0.0)
         # Fails now, not when the trainer has created the run folder, on splits that would be empty or too small
         # to hold both classes (the split is stratified).
         split_sizes(n_samples, val_fraction, test_fraction, min_size=self.num_outputs)

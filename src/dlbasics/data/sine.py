@@ -8,6 +8,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from dlbasics.checks import check_choice, check_int, check_number
 from dlbasics.data.base import BatchSize, Split, TensorDataModule
 
 TARGETS: dict[str, Callable[[Tensor], Tensor]] = {
@@ -43,14 +44,11 @@ class SineDataModule(TensorDataModule):
                  noise_std: float = 0.3, eval_noise_std: float = 0.0, x_min: float = -3.0, x_max: float = 3.0,
                  batch_size: BatchSize = "full", eval_batch_size: BatchSize | None = None, seed: int = 0) -> None:
         super().__init__(batch_size, eval_batch_size, seed)
-        if target not in TARGETS:
-            raise ValueError(f"target {target!r} is not one of: {', '.join(TARGETS)}")
-        for name, value in (("n_train", n_train), ("n_eval", n_eval)):
-            if value < 2:
-                raise ValueError(f"{name} {value} must be at least 2")
-        for name, value in (("noise_std", noise_std), ("eval_noise_std", eval_noise_std)):
-            if value < 0:
-                raise ValueError(f"{name} {value} must be non-negative")
+        check_choice(target, "target", list(TARGETS))
+        check_int(n_train, "n_train", minimum=2)
+        check_int(n_eval, "n_eval", minimum=2)
+        check_number(noise_std, "noise_std", minimum=0.0)
+        check_number(eval_noise_std, "eval_noise_std", minimum=0.0)
         if not x_min < x_max:
             raise ValueError(f"x_min {x_min} must be below x_max {x_max}")
         self.target, self.n_train, self.n_eval = target, n_train, n_eval

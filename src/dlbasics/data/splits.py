@@ -1,4 +1,4 @@
-"""Split helpers: fractions to sizes, plain and stratified seeded splits."""
+"""Split helpers: fractions to sizes, ordered and stratified seeded splits."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch import Tensor
 
+from dlbasics.checks import check_probability
+
 
 def check_fractions(val_fraction: float, test_fraction: float) -> None:
     """Raise a ValueError unless both fractions are in [0, 1) and leave a non-empty share for training."""
-    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not 0.0 <= value < 1.0:
-            raise ValueError(f"{name} {value!r} must be in [0, 1)")
+    check_probability(val_fraction, "val_fraction")
+    check_probability(test_fraction, "test_fraction")
     if val_fraction + test_fraction >= 1.0:
         raise ValueError(
             f"val_fraction + test_fraction = {val_fraction + test_fraction:g} leaves nothing to train on; "
@@ -42,13 +43,6 @@ def ordered_split(n: int, val_fraction: float, test_fraction: float) -> tuple[Te
     """Indices of the first share (train), the next (val) and the last (test), as the lessons split."""
     n_train, n_val, _ = split_sizes(n, val_fraction, test_fraction)
     index = torch.arange(n)
-    return index[:n_train], index[n_train : n_train + n_val], index[n_train + n_val :]
-
-
-def random_split(n: int, val_fraction: float, test_fraction: float, seed: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Seeded random (train, val, test) indices."""
-    n_train, n_val, _ = split_sizes(n, val_fraction, test_fraction)
-    index = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return index[:n_train], index[n_train : n_train + n_val], index[n_train + n_val :]
 
 

@@ -8,6 +8,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from dlbasics.checks import check_choice
 from dlbasics.data.base import BatchSize, Split, TensorDataModule, take_splits
 from dlbasics.data.splits import ordered_split, split_sizes
 
@@ -38,8 +39,7 @@ class Toy2DDataModule(TensorDataModule):
                  val_fraction: float = 0.0, test_fraction: float = 0.0, batch_size: BatchSize = "full",
                  eval_batch_size: BatchSize | None = None, seed: int = 0) -> None:
         super().__init__(batch_size, eval_batch_size, seed)
-        if boundary not in BOUNDARIES:
-            raise ValueError(f"boundary {boundary!r} is not one of: {', '.join(BOUNDARIES)}")
+        check_choice(boundary, "boundary", list(BOUNDARIES))
         split_sizes(n_samples, val_fraction, test_fraction)  # fails early on impossible splits
         self.boundary, self.n_samples = boundary, n_samples
         self.val_fraction, self.test_fraction = val_fraction, test_fraction

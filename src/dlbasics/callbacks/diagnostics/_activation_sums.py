@@ -44,8 +44,9 @@ def histogram_sample(y: Tensor, max_values: int | None) -> Tensor:
     """Whole examples of the batch ``y``, evenly spaced (every k-th), at most ``max_values`` values (at least one
     example); all of ``y`` if it is no larger or ``max_values`` is None.
 
-    Counting a histogram is a slow single pass on CPU (``torch.histc``: about 9 ns a value, 28 ms for the first
-    conv activation of the L7 CNN at batch 128); the distribution's shape needs far fewer values than that.
+    Counting a histogram is a slow single pass on CPU, and on a conv layer's output it dominates the statistics;
+    the distribution's shape needs far fewer values than such a layer puts out. (What it costs: benchmarks/RESULTS.md,
+    "Measurements quoted from the code"; ``python -m benchmarks --only callbacks`` times the whole callback.)
     """
     if max_values is None or y.numel() <= max_values:
         return y
@@ -73,7 +74,7 @@ class LayerSums:
             self.hist.zero_()
         self.kind, self.hist_range, self.seen = kind, hist_range, True
         # Merge this batch's moments into the running ones (Chan et al.), stable in float32. Two passes over the
-        # batch (mean, then squared deviations) are exact and about 3x faster on CPU than torch.var_mean.
+        # batch (mean, then squared deviations) are exact and faster on CPU than torch.var_mean (benchmarks/RESULTS.md).
         n_b = y.numel()
         mean_b = y.mean()
         var_b = (y - mean_b).square().mean()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from functools import partial
 from typing import Any
 
@@ -14,10 +13,13 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from dlbasics.activations import ACTIVATIONS, activation_name, check_activation
-from dlbasics.callbacks.activation_layers import describe_activations, find_activations
-from dlbasics.callbacks.activation_stats_plots import activations_over_time_figure, add_tensorboard_histogram
-from dlbasics.callbacks.activation_sums import HIST_RANGES, LayerSums
+from dlbasics.callbacks.diagnostics._activation_layers import describe_activations, find_activations
+from dlbasics.callbacks.diagnostics._activation_stats_plots import (activations_over_time_figure,
+                                                                    add_tensorboard_histogram)
+from dlbasics.callbacks.diagnostics._activation_sums import HIST_RANGES, LayerSums
+from dlbasics.checks import check_int, check_pattern
 from dlbasics.figures import publish_figure
+
 
 class ActivationStats(Callback):
     """Per layer and epoch, statistics of the activation modules' outputs on training batches; works with any model.
@@ -51,8 +53,9 @@ class ActivationStats(Callback):
         pattern: regular expression searched in the qualified module names, e.g. ``"encoder"``; None keeps all.
         every_n_batches: compute on every n-th training batch of each epoch (``batch_idx % n == 0``; the first
             batch always counts, so full-batch training is measured every epoch). The statistics cost a few
-            passes over every activation (on a CNN about half a training step), so the default samples one
-            batch in 10; 1 measures every batch. Dead units are judged on the sampled batches.
+            passes over every activation, a large share of a CNN's training step (``python -m benchmarks --only
+            callbacks``), so the default samples one batch in 10; 1 measures every batch. Dead units are judged
+            on the sampled batches.
         log_histograms: also add TensorBoard histograms ``act/<layer>/hist`` every epoch.
         bins: number of histogram bins.
         hist_max_values: the histogram counts at most this many values of a layer per sampled batch: whole
@@ -78,16 +81,11 @@ class ActivationStats(Callback):
         super().__init__()
         kinds = [kind for kind in ACTIVATIONS if kind != "identity"] if kinds is None else list(kinds)
         self.kinds = [check_activation(kind, "kinds entry") for kind in kinds]
-        try:
-            self._regex = None if pattern is None else re.compile(pattern)
-        except re.error as err:
-            raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {err}") from None
-        positive = {"every_n_batches": every_n_batches, "bins": bins}
+        self._regex = None if pattern is None else check_pattern(pattern)
+        check_int(every_n_batches, "every_n_batches")
+        check_int(bins, "bins")
         if hist_max_values is not None:
-            positive["hist_max_values"] = hist_max_values
-        for name, value in positive.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} {value!r} must be a positive integer")
+            check_int(hist_max_values, "hist_max_values")
         self.ranges = dict(HIST_RANGES)
         for kind, (low, high) in (ranges or {}).items():
             check_activation(kind, "ranges key")
@@ -105,7 +103,12 @@ class ActivationStats(Callback):
     def state_key(self) -> str:
         return self._generate_state_key(kinds=self.kinds, pattern=self.pattern)
 
-    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def check_before_run(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Refuse, before the run folder exists, ``kinds`` and ``pattern`` that select no layer of ``pl_module``."""
+        self._choose(pl_module)
+
+    def _choose(self, pl_module: LightningModule) -> list[tuple[str, nn.Module]]:
+        """The watched ``(qualified name, module)`` pairs; a ValueError that lists the activations if there are none."""
         found = find_activations(pl_module)
         chosen = [(name, module) for name, module, kind in found
                   if kind in self.kinds and (self._regex is None or self._regex.search(name))]  # fmt: skip
@@ -115,6 +118,10 @@ class ActivationStats(Callback):
                 f"{type(pl_module).__name__}; its activations are: "
                 f"{describe_activations({name: kind for name, _, kind in found})}. Change `kinds` or `pattern`."
             )
+        return chosen
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        chosen = self._choose(pl_module)
         self._remove_hooks()
         self._sums = {name: LayerSums(self.bins, self.hist_max_values) for name, _ in chosen}
         self._handles = [module.register_forward_hook(partial(self._hook, name)) for name, module in chosen]

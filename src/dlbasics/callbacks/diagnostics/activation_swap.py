@@ -12,7 +12,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from dlbasics.activations import check_activation, make_activation
-from dlbasics.callbacks.activation_layers import describe_activations, find_activations
+from dlbasics.callbacks.diagnostics._activation_layers import describe_activations, find_activations
+from dlbasics.checks import check_int, check_pattern
 
 # nn.Module's hook registries. A replacement takes over the old module's (the same dict objects, so handles
 # held elsewhere still remove their hooks), and hook-based tools such as ActivationStats keep watching the layer.
@@ -81,14 +82,10 @@ def _check_swap(swap: Swap | dict[str, Any], where: str) -> Swap:
         )
     if (swap.at_epoch is None) == (swap.at_step is None):
         raise ValueError(f"{where} needs exactly one of at_epoch and at_step, got {swap.at_epoch=}, {swap.at_step=}")
-    when = swap.at_epoch if swap.at_epoch is not None else swap.at_step
-    if isinstance(when, bool) or not isinstance(when, int) or when < 0:
-        raise ValueError(f"{where} time {when!r} must be a non-negative integer (0-based epoch or global step)")
+    key = "at_epoch" if swap.at_epoch is not None else "at_step"
+    check_int(getattr(swap, key), f"{where}.{key}", minimum=0)  # a 0-based epoch or global step
     if swap.pattern is not None:
-        try:
-            re.compile(swap.pattern)
-        except re.error as err:
-            raise ValueError(f"{where}.pattern {swap.pattern!r} is not a regular expression: {err}") from err
+        check_pattern(swap.pattern, f"{where}.pattern")
     if any(True for _ in make_activation(swap.to, swap.negative_slope).parameters()):
         raise ValueError(
             f"{where}.to {swap.to!r} builds an activation with parameters; ActivationSwap refuses those because the "
@@ -148,7 +145,7 @@ class ActivationSwap(Callback):
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._reapply(pl_module)  # Lightning loads callback states before on_fit_start (see Trainer._run)
-        self.check_schedule(trainer, pl_module)
+        self.check_before_run(trainer, pl_module)  # also for runs without the CLI; resumed: the pending swaps only
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._reapply(pl_module)  # strategies that restore checkpoints after setup (DeepSpeed) load our state later
@@ -203,8 +200,9 @@ class ActivationSwap(Callback):
             replaced[name] = kind
         return replaced
 
-    def check_schedule(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Refuse, before training, swaps that would never happen or would find nothing to replace."""
+    def check_before_run(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Refuse swaps that would never happen or would find nothing to replace; the CLI calls it before the run
+        folder exists, ``on_fit_start`` again once a checkpoint's applied swaps are known."""
         pending = list(enumerate(self.schedule))[self._applied :]
         max_epochs, max_steps = trainer.max_epochs, trainer.max_steps
         for i, swap in pending:

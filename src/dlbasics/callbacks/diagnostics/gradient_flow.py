@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from functools import partial
 from typing import Any
 
@@ -11,49 +10,19 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
-from torch import Tensor, nn
+from torch import nn
 
-from dlbasics.callbacks.gradient_flow_plots import add_histograms, flow_figure, heatmap_figure
-from dlbasics.callbacks.non_finite import stored_values
+from dlbasics.callbacks.diagnostics._gradient_flow_plots import add_histograms, flow_figure, heatmap_figure
+from dlbasics.callbacks.diagnostics._gradient_sums import STATS, GradientSums
+from dlbasics.callbacks.diagnostics._gradients import stored_values
+from dlbasics.checks import check_int, check_pattern
 from dlbasics.figures import publish_figure
 
-STATS = ("mean_abs", "l2", "max_abs", "ratio")
 _TINY = torch.finfo(torch.float32).tiny
 
 
 class GradientFlowWarning(UserWarning):
     """Some layers' gradients vanished or exploded during an epoch."""
-
-
-class _Sums:
-    """Per-layer sums over the steps of one interval, kept on the training device: no host sync until `read`."""
-
-    def __init__(self, n_layers: int, device: torch.device) -> None:
-        self.table = torch.zeros(n_layers, 7, device=device)  # sum mean_abs, l2, -, ratio | max | n ok | n bad
-        self.steps = 0
-
-    def add(self, stats: Tensor) -> None:
-        """``stats`` (L, 5): mean_abs, l2, max_abs, ratio, present (1.0 if the layer had a gradient)."""
-        present, finite = stats[:, 4] > 0, stats[:, 2].isfinite()
-        ok = (present & finite)[:, None]
-        self.table[:, :4] += torch.where(ok, stats[:, :4], 0.0)
-        self.table[:, 4] = torch.maximum(self.table[:, 4], torch.where(ok[:, 0], stats[:, 2], 0.0))
-        self.table[:, 5] += ok[:, 0]
-        self.table[:, 6] += present & ~finite  # AMP overflow steps or real NaNs: counted, not averaged
-        self.steps += 1
-
-    def read(self) -> list[dict[str, float]]:
-        """Average of the per-step statistics (max of max) per layer; NaN for a layer with no finite gradient."""
-        rows = []
-        for mean_abs, l2, _, ratio, max_abs, n, bad in self.table.cpu().tolist():  # the one host sync
-            if n:
-                row = {"mean_abs": mean_abs / n, "l2": l2 / n, "max_abs": max_abs, "ratio": ratio / n}
-            else:  # no finite gradient in the interval
-                row = dict.fromkeys(STATS, math.nan)
-            rows.append({**row, "steps": int(n), "nonfinite_steps": int(bad)})
-        self.table.zero_()
-        self.steps = 0
-        return rows
 
 
 class GradientFlowMonitor(Callback):
@@ -101,18 +70,14 @@ class GradientFlowMonitor(Callback):
         vanishing_threshold: float = 1e-7,
         exploding_threshold: float = 1e3,
     ) -> None:
-        if log_every_n_steps is not None and (isinstance(log_every_n_steps, bool) or log_every_n_steps < 1):
-            raise ValueError(f"log_every_n_steps {log_every_n_steps!r} must be a positive integer or None")
-        if isinstance(plot_every_n_epochs, bool) or plot_every_n_epochs < 0:
-            raise ValueError(f"plot_every_n_epochs {plot_every_n_epochs!r} must be >= 0 (0 disables figures)")
+        if log_every_n_steps is not None:
+            check_int(log_every_n_steps, "log_every_n_steps")
+        check_int(plot_every_n_epochs, "plot_every_n_epochs", minimum=0)  # 0 draws no figures
         if not (0 < vanishing_threshold < exploding_threshold) or not math.isfinite(vanishing_threshold):
             raise ValueError(
                 f"thresholds must satisfy 0 < vanishing_threshold < exploding_threshold, got vanishing_threshold="
                 f"{vanishing_threshold!r} and exploding_threshold={exploding_threshold!r}")
-        try:
-            self._regex = None if pattern is None else re.compile(pattern)
-        except re.error as err:
-            raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {err}") from None
+        self._regex = None if pattern is None else check_pattern(pattern)
         self.log_every_n_steps, self.include_bias, self.pattern = log_every_n_steps, include_bias, pattern
         self.log_histograms, self.plot_every_n_epochs = log_histograms, plot_every_n_epochs
         self.vanishing_threshold, self.exploding_threshold = vanishing_threshold, exploding_threshold
@@ -135,7 +100,12 @@ class GradientFlowMonitor(Callback):
         layers = dict.fromkeys(name for entry in self.history for name in entry["layers"])
         return {name: [e["layers"].get(name, {}).get(stat, math.nan) for e in self.history] for name in layers}
 
-    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def check_before_run(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Refuse, before the run folder exists, a ``pattern`` that selects no parameter of ``pl_module``."""
+        self._choose(pl_module)
+
+    def _choose(self, pl_module: LightningModule) -> tuple[list[tuple[str, nn.Parameter]], list[nn.Module]]:
+        """The watched ``(name, parameter)`` pairs and the module holding each; a ValueError if there are none."""
         kinds = ("weight", "bias") if self.include_bias else ("weight",)
         chosen, owners, available = [], [], []
         for module_name, module in pl_module.named_modules():
@@ -151,6 +121,10 @@ class GradientFlowMonitor(Callback):
                 f"GradientFlowMonitor found no trainable {' or '.join(kinds)} parameter matching pattern "
                 f"{self.pattern!r}; the trainable parameters are: {', '.join(available) or 'none'}. "
                 "Change `pattern` (a regex searched in these names) or set `include_bias`.")
+        return chosen, owners
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        chosen, owners = self._choose(pl_module)
         self.layers = [name.removesuffix(".weight") for name, _ in chosen]  # "net.0", "net.0.bias"
         self._params = [param for _, param in chosen]
         self._owners = owners
@@ -158,8 +132,8 @@ class GradientFlowMonitor(Callback):
         self._first_call = {}
         self._hooks = [m.register_forward_pre_hook(partial(self._record_call, m)) for m in dict.fromkeys(owners)]
         device = self._params[0].device
-        self._epoch = _Sums(len(self._params), device)
-        self._interval = _Sums(len(self._params), device)
+        self._epoch = GradientSums(len(self._params), device)
+        self._interval = GradientSums(len(self._params), device)
         self._row_missing = torch.zeros(5, device=device)
         self._one = torch.ones((), device=device)
         tensorboard = any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers)
@@ -197,9 +171,9 @@ class GradientFlowMonitor(Callback):
             values = stored_values(grad)
             l1, l2, max_abs = (torch.linalg.vector_norm(values, o, dtype=torch.float32) for o in (1, 2, math.inf))
             w_norm = torch.linalg.vector_norm(param.detach(), 2, dtype=torch.float32)
-            row = torch.stack([l1 / param.numel(), l2, max_abs, l2 / w_norm.clamp_min(_TINY), self._one])
+            row = torch.stack([l1 / param.numel(), l2, l2 / w_norm.clamp_min(_TINY), max_abs, self._one])
             rows.append(row.to(self._one.device))
-        stats = torch.stack(rows)  # (L, 5), on device: no sync here
+        stats = torch.stack(rows)  # (L, 5) as GradientSums.add reads them, on device: no sync here
         every = self.log_every_n_steps  # histograms of the step that closes an interval (or opens an epoch)
         if self._histograms and (self._interval.steps + 1 == every if every else self._epoch.steps == 0):
             add_histograms(trainer, {t: stored_values(p.grad) for t, p in zip(self.layers, self._params)

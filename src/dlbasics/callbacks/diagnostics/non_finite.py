@@ -10,16 +10,14 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
+from dlbasics.callbacks.diagnostics._gradients import stored_values
+from dlbasics.checks import check_choice
+
 ACTIONS = ("stop", "skip")
 
 
 class NonFiniteError(RuntimeError):
     """Training produced a NaN/inf loss or gradient and NonFiniteGuard stopped it."""
-
-
-def stored_values(tensor: Tensor) -> Tensor:
-    """The stored values of a dense or sparse (e.g. ``Embedding(sparse=True)``) gradient, detached."""
-    return tensor.detach().coalesce().values() if tensor.is_sparse else tensor.detach()
 
 
 def _names(names: list[str], most: int = 8) -> str:
@@ -61,9 +59,7 @@ class NonFiniteGuard(Callback):
     """
 
     def __init__(self, action: Literal["stop", "skip"] = "stop", raise_error: bool = True) -> None:
-        if action not in ACTIONS:
-            raise ValueError(f"action {action!r} is not one of: {', '.join(ACTIONS)}")
-        self.action, self.raise_error = action, raise_error
+        self.action, self.raise_error = check_choice(action, "action", ACTIONS), raise_error
         self.history: list[dict[str, Any]] = []
         self.skipped = 0
         self._losses: list[Tensor] = []

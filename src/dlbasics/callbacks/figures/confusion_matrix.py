@@ -11,7 +11,8 @@ from matplotlib.figure import Figure
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from dlbasics.callbacks.collect import StageHooks, check_choice, forward_eval, split_batch
+from dlbasics.callbacks.figures.base import FigureCallback, forward_eval, split_batch
+from dlbasics.checks import check_choice
 from dlbasics.figures import new_figure, publish_figure
 
 NORMALIZE = ("none", "true", "pred", "all")
@@ -26,7 +27,7 @@ def normalize_matrix(matrix: Tensor, normalize: str) -> Tensor:
     return torch.where(total > 0, counts / total.clamp(min=1), 0.0)
 
 
-class ConfusionMatrix(StageHooks):
+class ConfusionMatrix(FigureCallback):
     """Count (true class, predicted class) pairs over a whole validation or test run and draw the matrix.
 
     Works with any LightningModule whose ``forward(x)`` returns class scores ``(B, C)``. A callback receives

@@ -11,8 +11,9 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from dlbasics.callbacks.collect import (Collector, StageHooks, check_choice, check_int, forward_eval, is_due,
-                                       points_needed, split_batch)
+from dlbasics.callbacks.figures._collector import Collector
+from dlbasics.callbacks.figures.base import FigureCallback, forward_eval, is_due, points_needed, split_batch
+from dlbasics.checks import check_choice, check_int, check_number
 from dlbasics.figures import new_figure, publish_figure
 
 STAGES = ("train", "val", "test")
@@ -29,7 +30,7 @@ def class_probabilities(outputs: Tensor) -> Tensor:
                      f"{tuple(outputs.shape)}")
 
 
-class DecisionBoundary(StageHooks):
+class DecisionBoundary(FigureCallback):
     """Draw the class regions of a classifier with 2-D inputs, and a stage's points coloured by their label.
 
     Works with any LightningModule whose ``forward(x)`` maps ``(B, 2)`` inputs to class scores ``(B, C)``
@@ -64,9 +65,7 @@ class DecisionBoundary(StageHooks):
         self.every_n_epochs = check_int(every_n_epochs, "every_n_epochs")
         self.stage = check_choice(stage, "stage", STAGES)
         self.resolution = check_int(resolution, "resolution", minimum=2)
-        if not (isinstance(padding, (int, float)) and 0 <= padding < float("inf")):
-            raise ValueError(f"padding {padding!r} must be a finite number >= 0 (a margin in input units)")
-        self.padding = float(padding)
+        self.padding = check_number(padding, "padding", minimum=0.0)
         self.history: list[dict[str, Any]] = []
         self.last: dict[str, Tensor] = {}
         self._points = Collector()

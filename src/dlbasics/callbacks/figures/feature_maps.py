@@ -11,8 +11,10 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from dlbasics.callbacks.collect import Collector, StageHooks, check_int, forward_eval, is_due, split_batch
-from dlbasics.callbacks.misclassified import as_image
+from dlbasics.callbacks.figures._collector import Collector
+from dlbasics.callbacks.figures._images import as_image
+from dlbasics.callbacks.figures.base import FigureCallback, forward_eval, is_due, split_batch
+from dlbasics.checks import check_int
 from dlbasics.figures import new_figure, publish_figure
 
 
@@ -21,7 +23,7 @@ def conv_layers(model: nn.Module) -> list[str]:
     return [name for name, module in model.named_modules() if isinstance(module, nn.Conv2d)]
 
 
-class FeatureMaps(StageHooks):
+class FeatureMaps(FigureCallback):
     """Draw a layer's feature maps (output channels) for a fixed set of inputs; works with any LightningModule.
 
     The layer is found through ``named_modules()``: ``layer`` by its qualified name (any module whose output
@@ -63,19 +65,27 @@ class FeatureMaps(StageHooks):
         self._module: nn.Module | None = None
         self._collector = Collector(limit=n_inputs)
 
+    def check_before_run(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Refuse, before the run folder exists, a ``layer`` that ``pl_module`` does not have."""
+        self._find_layer(pl_module)
+
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         """Resolve the layer before anything runs, so a wrong name fails at once."""
+        self.layer_name, self._module = self._find_layer(pl_module)
+
+    def _find_layer(self, pl_module: LightningModule) -> tuple[str, nn.Module]:
+        """The shown layer's qualified name and module; a ValueError that lists the conv layers if there is none."""
         modules = dict(pl_module.named_modules())
         convs = conv_layers(pl_module)
         if self.layer is None:
             if not convs:
                 raise ValueError(f"FeatureMaps found no nn.Conv2d in {type(pl_module).__name__}; name the layer to "
                                  "show with `layer` (a name from named_modules())")
-            self.layer_name = convs[0]
-        elif self.layer not in modules:
+            return convs[0], modules[convs[0]]
+        if self.layer not in modules:
             raise ValueError(f"FeatureMaps layer {self.layer!r} is not a module of {type(pl_module).__name__}; its "
                              f"conv layers are: {', '.join(convs) or 'none'}")
-        self._module = modules[self.layer_name]
+        return self.layer, modules[self.layer]
 
     def stage_start(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage != "train" and self.inputs is None and not trainer.sanity_checking:
@@ -128,7 +138,8 @@ class FeatureMaps(StageHooks):
 def maps_figure(inputs: Tensor, maps: Tensor, max_maps: int, title: str) -> Figure:
     """One row per input: the input, then its first ``max_maps`` channels, each with its own colour scale.
 
-    Drawn as one mosaic image on one axes (not an axes per panel: 136 small axes took seconds to draw per figure).
+    Drawn as one mosaic image on one axes, not an axes per panel: a grid of small axes is far slower to draw
+    (benchmarks/RESULTS.md, "Measurements quoted from the code").
 
     Args:
         inputs: (N, ...) the inputs.

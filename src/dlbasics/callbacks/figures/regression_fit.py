@@ -11,9 +11,9 @@ from lightning.pytorch import LightningModule, Trainer
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from dlbasics.callbacks.collect import (Collector, StageHooks, check_int, forward_eval, is_due, points_needed,
-                                       split_batch)
-from dlbasics.data.sine import TARGETS
+from dlbasics.callbacks.figures._collector import Collector
+from dlbasics.callbacks.figures.base import FigureCallback, forward_eval, is_due, points_needed, split_batch
+from dlbasics.checks import check_int
 from dlbasics.figures import new_figure, publish_figure
 
 # Model curves: colours other than the points' blue, the truth's green and the evaluation points' grey.
@@ -28,16 +28,16 @@ def _one_column(t: Tensor, what: str) -> Tensor:
                      f"{tuple(t.shape)}")
 
 
-class RegressionFit(StageHooks):
+class RegressionFit(FigureCallback):
     """Draw a 1-D regressor's prediction over the data's x range with the training points and the true function.
 
     Works with any LightningModule whose ``forward(x)`` maps ``(B, 1)`` inputs to ``(B, 1)`` predictions. The
     training points are the inputs and targets of the training batches as the model received them (gathered
     from every DDP rank, where padding may repeat a few), the evaluation points (drawn faintly) those of the
     last validation run. The model curve is ``forward`` on ``resolution`` points evenly spaced over the x
-    range of all points, in eval mode without gradients (modes restored after). The true function is the one
-    named by ``true_function``, else the datamodule's ``true_function(x)`` method if it has one (as
-    ``SineDataModule`` does), else none is drawn.
+    range of all points, in eval mode without gradients (modes restored after). The true function is
+    ``true_function``, else the datamodule's ``true_function(x)`` method if it has one (as ``SineDataModule``
+    does), else none is drawn.
 
     Drawn every ``every_n_epochs`` training epochs and once more at the end of fit if the model changed since,
     as TensorBoard image ``regression/fit`` at the global step and ``figures/regression_fit_epoch<NNN>.png``
@@ -49,17 +49,19 @@ class RegressionFit(StageHooks):
 
     Args:
         every_n_epochs: draw every this many training epochs.
-        true_function: name of a ``dlbasics.data.sine.TARGETS`` function (``sin``, ``sin_plus_linear``) to draw
-            as the truth; None uses the datamodule's ``true_function`` method if there is one.
+        true_function: the function to draw as the truth, mapping ``(R, 1)`` inputs to ``(R, 1)`` targets (in
+            YAML an import path such as ``torch.sin``); None uses the datamodule's ``true_function`` method if
+            there is one.
         resolution: number of grid points of the model curve.
     """
 
-    def __init__(self, every_n_epochs: int = 50, true_function: str | None = None, resolution: int = 300) -> None:
+    def __init__(self, every_n_epochs: int = 50, true_function: Callable | None = None,
+                 resolution: int = 300) -> None:
         super().__init__()
         self.every_n_epochs = check_int(every_n_epochs, "every_n_epochs")
-        if true_function is not None and true_function not in TARGETS:
-            raise ValueError(f"true_function {true_function!r} is not one of: {', '.join(TARGETS)} "
-                             "(or None to use the datamodule's true_function method)")
+        if true_function is not None and not callable(true_function):
+            raise ValueError(f"true_function {true_function!r} must be a function of x such as torch.sin, or None to "
+                             "use the datamodule's true_function method")
         self.true_function, self.resolution = true_function, check_int(resolution, "resolution", minimum=2)
         self.history: list[dict[str, Any]] = []
         self.last: dict[str, Tensor | None] = {}
@@ -71,7 +73,8 @@ class RegressionFit(StageHooks):
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         method = getattr(trainer.datamodule, "true_function", None)
-        self._truth = TARGETS[self.true_function] if self.true_function else method if callable(method) else None
+        truth = self.true_function if self.true_function is not None else method
+        self._truth = truth if callable(truth) else None
 
     def stage_start(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage in self._collectors:
@@ -107,7 +110,7 @@ class RegressionFit(StageHooks):
         xs = torch.cat([train["x"], evaluation["x"]]) if evaluation else train["x"]
         grid_x = torch.linspace(float(xs.min()), float(xs.max()), self.resolution)
         pred = self._predict(pl_module, grid_x)
-        true_y = self._truth(grid_x.unsqueeze(1)).reshape(-1).float() if self._truth else None
+        true_y = self._truth(grid_x.unsqueeze(1)).reshape(-1).float() if self._truth is not None else None
         mse = {name: float((self._predict(pl_module, p["x"]) - p["y"]).square().mean()) if p else None
                for name, p in (("train", train), ("eval", evaluation))}
         self.last = {"grid_x": grid_x, "pred": pred, "true_y": true_y, "train_x": train["x"], "train_y": train["y"],

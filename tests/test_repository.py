@@ -1,0 +1,28 @@
+"""The repository stands alone: its catalogue, configs and references all live inside it."""
+
+import subprocess
+
+from reliability_probes import ROOT
+
+from dlbasics.lessons import LESSONS
+from dlbasics.lessons.runner import CONFIGS
+
+
+def tracked_text_files() -> list[str]:
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return [name for name in listed.splitlines() if name.endswith((".py", ".md", ".yaml", ".toml", ".cfg"))
+            or name in ("Makefile", ".ci/run")]
+
+
+def test_nothing_points_outside_the_repository_for_the_lesson_catalogue():
+    offenders = [name for name in tracked_text_files() if (ROOT / name).is_file()
+                 and any(ref in (ROOT / name).read_text() for ref in ("../shared", "shared/LESSONS", "LESSONS.md"))]
+    assert offenders == []
+    catalogue = (ROOT / "docs/lessons.md").read_text()
+    for lesson in LESSONS.values():
+        assert f"`dlbasics lesson {lesson.name}`" in catalogue, lesson.name
+
+
+def test_configs_in_a_clone_are_the_packaged_configs():
+    assert (ROOT / "configs").resolve() == (ROOT / "src/dlbasics/configs").resolve()
+    assert CONFIGS.joinpath("moons_mlp.yaml").is_file()
