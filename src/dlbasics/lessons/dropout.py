@@ -53,7 +53,8 @@ def run(ctx: LessonContext) -> None:
 
     moons = [ctx.run(run) for run in MOONS]
     ctx.figure(overlay_curves(moons, ["val/loss", "val/acc"],
-                              "L4 moons: plain vs dropout 0.2 + weight decay 1e-3, AdamW (val = the 25% test split)"), "l4_moons")
+                              "L4 moons: plain vs dropout 0.2 + weight decay 1e-3, AdamW (val = the 25% test split)"),
+               "l4_moons")
     for result in moons:
         report.add("L4 moons variant", result.name, test_loss=result.last("test/loss"),
                    test_acc=result.last("test/acc"), train_loss=result.last("train/loss"))
