@@ -151,15 +151,40 @@ def test_data_dir_without_permissions(mode, download, expected, tmp_path, monkey
 # The real command: exit status and output of a failed run.
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("args", "status", "expected"), [
-    (["--config", MOONS, "--model.init_args.optimizer.init_args.lr", "-1"], 1, "Invalid learning rate: -1.0"),
-    (["--config", MOONS, "--model.init_args.hiden_sizes", "[4]"], 2, "hiden_sizes"),
-    (["--config", MNIST, "--data.init_args.data_dir", "a_file/data"], 1, "Cannot write MNIST files to a_file/data"),
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--config", MOONS, "--model.init_args.optimizer.init_args.lr", "-1"], "Invalid learning rate: -1.0"),
+    (["--config", MOONS, "--model.init_args.hiden_sizes", "[4]"], "Option 'hiden_sizes' is not accepted"),
+    (["--config", MNIST, "--data.init_args.data_dir", "a_file/data"], "Cannot write MNIST files to a_file/data"),
 ], ids=["bad_setting", "unknown_key", "data_dir"])
-def test_the_dlbasics_command_exits_non_zero(args, status, expected, tmp_path):
+def test_the_dlbasics_command_says_what_is_wrong_in_one_line_and_exits_2(args, expected, tmp_path):
     (tmp_path / "a_file").write_text("")
     command = [str(Path(sys.executable).parent / "dlbasics"), "fit", *args]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert result.returncode == status, result.stderr[-3000:]
-    assert expected in result.stderr
+    assert result.returncode == 2, result.stderr[-3000:]
+    error = [line for line in result.stderr.splitlines() if line.startswith("dlbasics fit: error: ")]
+    assert len(error) == 1 and expected in error[0], result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) <= 6
     assert run_folders(tmp_path) == [] and not (tmp_path / "lightning_logs").exists()
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["fit"], "the following arguments are required: fit.data, fit.model; give a config, e.g. --config"),
+    (["fit", "--config", "missing.yaml"], "File does not exist: '"),
+    (["fit", "--config", MOONS, "--model.network.activation", "rleu"], "activation 'rleu' is not one of: sigmoid"),
+    (["lesson", "dropout", "--seed", "one"], "invalid int value: 'one'"),
+])
+def test_user_errors_are_one_line_and_debug_shows_the_traceback(argv, expected, tmp_path, monkeypatch, capsys):
+    from dlbasics.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DLBASICS_DEBUG", raising=False)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err and "Given value" not in err, err[-2000:]
+    if argv[0] != "lesson":  # the lesson command's parser reports its own errors (argparse)
+        with pytest.raises(Exception) as raised:  # the exception itself reaches the caller, traceback and all
+            main([*argv, "--debug"])
+        monkeypatch.setenv("DLBASICS_DEBUG", "1")
+        with pytest.raises(type(raised.value)):
+            main(argv)
+    assert run_folders(tmp_path) == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from dlbasics import __version__
+from dlbasics.user_errors import USER_ERRORS, one_line, wants_debug
 
 LIGHTNING_SUBCOMMANDS = {
     "fit": "train a model (with validation) from a config: dlbasics fit --config configs/moons_mlp.yaml",
@@ -28,12 +29,13 @@ def usage() -> str:
             "Deep-learning fundamentals as PyTorch Lightning experiments.\n\n"
             f"subcommands:\n{rows}\n\n"
             "options:\n  -h, --help  show this message and exit\n  --version   show the version and exit\n\n"
-            "Each subcommand has its own --help (dlbasics fit --help, dlbasics lesson --help).")
+            "Each subcommand has its own --help (dlbasics fit --help, dlbasics lesson --help). A bad setting prints\n"
+            "one line; --debug (or DLBASICS_DEBUG=1) shows the full traceback.")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the exit status (``sys.exit`` is called by ``run``)."""
-    argv = sys.argv[1:] if argv is None else list(argv)
+    debug, argv = wants_debug(sys.argv[1:] if argv is None else list(argv))
     command = argv[0] if argv else None
     if command in ("-h", "--help"):
         print(usage())
@@ -44,17 +46,28 @@ def main(argv: list[str] | None = None) -> int:
     if command == "--version":
         print(f"dlbasics {__version__}")
         return 0
+    if command in SUBCOMMANDS:
+        try:
+            return run_subcommand(command, argv)
+        except USER_ERRORS as error:
+            if debug:
+                raise
+            print(f"dlbasics {command}: error: {one_line(error)}\n(add --debug for the full traceback)",
+                  file=sys.stderr)
+            return 2
+    print(f"{usage()}\n\ndlbasics: {command!r} is not a subcommand; choose from: {', '.join(SUBCOMMANDS)}",
+          file=sys.stderr)
+    return 2
+
+
+def run_subcommand(command: str, argv: list[str]) -> int:
     if command == "lesson":
         from dlbasics.lessons.cli import lesson_main
 
         return lesson_main(argv[1:])
-    if command in LIGHTNING_SUBCOMMANDS:
-        from dlbasics.lightning_cli import fit_main
+    from dlbasics.lightning_cli import fit_main
 
-        return fit_main(argv)
-    print(f"{usage()}\n\ndlbasics: {command!r} is not a subcommand; choose from: {', '.join(SUBCOMMANDS)}",
-          file=sys.stderr)
-    return 2
+    return fit_main(argv)
 
 
 def run() -> None:

