@@ -188,3 +188,36 @@ def test_user_errors_are_one_line_and_debug_shows_the_traceback(argv, expected, 
         with pytest.raises(type(raised.value)):
             main(argv)
     assert run_folders(tmp_path) == []
+
+
+@pytest.fixture(scope="module")
+def moons_checkpoint(tmp_path_factory) -> Path:
+    """The last.ckpt of a one-batch moons_mlp run."""
+    folder = tmp_path_factory.mktemp("trained")
+    fit = cli_main(["fit", "--config", MOONS, *TINY, "--trainer.logger.init_args.save_dir", str(folder)])
+    return Path(fit.trainer.checkpoint_callback.last_model_path)
+
+
+@pytest.mark.parametrize(("make", "config", "extra", "expected"), [
+    ("text", MOONS, [], r"not-a.ckpt is not a checkpoint \(or is truncated\)"),
+    ("truncated", MOONS, [], r"not-a.ckpt is not a checkpoint \(or is truncated\)"),
+    ("missing", MOONS, [], r"not-a.ckpt: no such file"),
+    ("moons", TOY2D, [], r"was trained with network MLP\(batch_norm=True, dropout=0.1, hidden_sizes=\[64, 64\]\), "
+                         r"but the config builds MLP\(batch_norm=False, dropout=0.5, hidden_sizes=\[32, 32\]\)"),
+    ("moons", MOONS, ["--model.network.hidden_sizes=[64]"], r"but the config builds MLP\(hidden_sizes=\[64\]\)"),
+])
+@pytest.mark.parametrize("subcommand", ["validate", "test"])
+def test_a_checkpoint_that_is_none_or_of_another_model_is_refused_in_one_line(
+        make, config, extra, expected, subcommand, moons_checkpoint, tmp_path, monkeypatch, capsys):
+    from dlbasics.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    path = moons_checkpoint if make == "moons" else tmp_path / "not-a.ckpt"
+    if make == "text":
+        path.write_text("hello")
+    elif make == "truncated":
+        path.write_bytes(moons_checkpoint.read_bytes()[:3000])
+    assert main([subcommand, "--config", config, *extra, "--ckpt_path", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert re.search(expected, err) and "Traceback" not in err, err[-2000:]
+    assert run_folders(tmp_path) == []

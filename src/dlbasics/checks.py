@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 
@@ -53,6 +53,8 @@ def check_pattern(pattern: str, name: str = "pattern") -> re.Pattern[str]:
 
 def check_sizes(sizes: Sequence[int], name: str, allow_empty: bool = False) -> list[int]:
     """``sizes`` as a list if every entry is a positive int (and, unless ``allow_empty``, there is one)."""
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Iterable):
+        raise ValueError(f"{name} {sizes!r} must be a list of sizes such as [64, 64]")
     sizes = list(sizes)
     if not sizes and not allow_empty:
         raise ValueError(f"{name} must list at least one size, got {sizes!r}")
@@ -66,3 +68,10 @@ def check_probability(value: float, name: str = "dropout") -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
         raise ValueError(f"{name} {value!r} must be in [0, 1)")
     return float(value)
+
+
+def check_callable(value: Any, name: str, example: str) -> Callable[..., Any]:
+    """``value`` if it can be called (a class or a factory), else a ValueError with an example of one."""
+    if not callable(value):
+        raise ValueError(f"{name} {value!r} must be a class or a factory, such as {example}")
+    return value

@@ -10,9 +10,13 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
+from dlbasics.checkpoint_checks import check_network_settings, check_parameter_shapes
 from dlbasics.data.base import TensorDataModule
 from dlbasics.models.system import System
 from dlbasics.resume import find_last_checkpoint
+
+
+LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")  # --ckpt_path names Lightning resolves itself
 
 
 class DLBasicsCLI(LightningCLI):
@@ -23,14 +27,36 @@ class DLBasicsCLI(LightningCLI):
         parser.link_arguments("data.input_shape", "model.init_args.input_shape", apply_on="instantiate")
         parser.link_arguments("data.num_outputs", "model.init_args.num_outputs", apply_on="instantiate")
 
+    def parse_arguments(self, parser, args) -> None:  # noqa: ANN001 (LightningCLI's signature)
+        super().parse_arguments(parser, args)
+        # Before Lightning reads the checkpoint's settings over the config's (in __init__, right after this).
+        subcommand = self.config.get("subcommand")
+        path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if path not in (None, *LIGHTNING_CKPT_NAMES):
+            network = self.config[subcommand]["model"].get("init_args", {}).get("network")
+            check_network_settings(path, network.as_dict() if hasattr(network, "as_dict") else network)
+
     def before_fit(self) -> None:
         for logger in self.trainer.loggers:
             logger.version  # noqa: B018 (fixes the version now, so ddp_spawn workers log where "Logs:" points)
         check_callbacks_before_run(self.trainer, self.model)
         self._resolve_last_checkpoint(required=False)
+        self._check_checkpoint()
+
+    def before_validate(self) -> None:
+        self._check_checkpoint()
 
     def before_test(self) -> None:
         self._resolve_last_checkpoint(required=True)
+        self._check_checkpoint()
+
+    def before_predict(self) -> None:
+        self._check_checkpoint()
+
+    def _check_checkpoint(self) -> None:
+        path = self.config_init[self.subcommand].get("ckpt_path")
+        if path not in (None, *LIGHTNING_CKPT_NAMES):
+            check_parameter_shapes(path, self.model)
 
     def _resolve_last_checkpoint(self, required: bool) -> None:
         """``--ckpt_path last``: the newest ``last.ckpt`` of any version of this run's log folder.

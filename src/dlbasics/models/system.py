@@ -6,6 +6,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
@@ -13,6 +14,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 
 from dlbasics.activations import activation_name, make_activation
+from dlbasics.checks import check_callable
 from dlbasics.models.components import MLP
 
 NetworkFactory = Callable[[Sequence[int], int], nn.Module]
@@ -79,6 +81,10 @@ class System(LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__()
+        check_callable(network, "network", "functools.partial(dlbasics.models.components.MLP, hidden_sizes=[64])")
+        check_callable(optimizer, "optimizer", "functools.partial(torch.optim.Adam, lr=1e-3)")
+        if lr_scheduler is not None:
+            check_callable(lr_scheduler, "lr_scheduler", "torch.optim.lr_scheduler.ExponentialLR")
         check_optimizer(optimizer, lr_scheduler)
         self.network = network(tuple(input_shape), num_outputs)
         # Only plain values go into the checkpoint (it must load with weights_only=True); the optimizer and
@@ -90,6 +96,16 @@ class System(LightningModule):
         self.losses = nn.ModuleDict({stage: MeanMetric() for stage in ("fit", "validate", "test")})
         metrics = self.make_metrics(num_outputs)
         self.metrics = nn.ModuleDict({stage: metrics.clone() for stage in ("fit", "validate", "test")})
+
+    def setup(self, stage: str) -> None:
+        # The data's shapes reach the model through the CLI's links; built by hand, a mismatch would otherwise be a
+        # shape error deep inside the network's first layer.
+        data = getattr(self.trainer, "datamodule", None)
+        for name in ("input_shape", "num_outputs"):
+            mine, theirs = self.hparams.get(name), getattr(data, name, None)
+            if theirs is not None and mine is not None and tuple(np.atleast_1d(mine)) != tuple(np.atleast_1d(theirs)):
+                raise ValueError(f"the model was built with {name} {mine!r} but {type(data).__name__} gives "
+                                 f"{theirs!r}; build it with {name}=datamodule.{name}")
 
     def _describe_network(self, network: NetworkFactory) -> None:
         """Hyperparameters in the form LightningCLI saves, so ``load_from_checkpoint(path)`` rebuilds the network.
