@@ -221,3 +221,17 @@ def test_a_checkpoint_that_is_none_or_of_another_model_is_refused_in_one_line(
     err = capsys.readouterr().err
     assert re.search(expected, err) and "Traceback" not in err, err[-2000:]
     assert run_folders(tmp_path) == []
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["test", "--config", TOY2D], "Toy2DDataModule has no test split; set test_fraction above 0"),
+    (["fit", "--config", TOY2D, "--trainer.max_epochs", "0"], "trainer.max_epochs 0 trains nothing"),
+    (["lesson", "activations", "--fast", "--accelerator", "nope"], "invalid accelerator name: `accelerator='nope'`"),
+])
+def test_a_run_that_fails_before_training_leaves_no_folder(argv, expected, tmp_path, monkeypatch, capsys):
+    from dlbasics.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, "--trainer.enable_progress_bar=false"] if argv[0] != "lesson" else argv) == 2
+    assert expected in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

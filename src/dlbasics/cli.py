@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from dlbasics import __version__
-from dlbasics.user_errors import USER_ERRORS, one_line, wants_debug
+from dlbasics.user_errors import is_user_error, one_line, wants_debug
 
 LIGHTNING_SUBCOMMANDS = {
     "fit": "train a model (with validation) from a config: dlbasics fit --config configs/moons_mlp.yaml",
@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     if command in SUBCOMMANDS:
         try:
             return run_subcommand(command, argv)
-        except USER_ERRORS as error:
-            if debug:
+        except Exception as error:  # noqa: BLE001 (a bug is raised again, traceback and all)
+            if debug or not is_user_error(error):
                 raise
             print(f"dlbasics {command}: error: {one_line(error)}\n(add --debug for the full traceback)",
                   file=sys.stderr)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import warnings
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -12,6 +15,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from dlbasics.checkpoint_checks import check_network_settings, check_parameter_shapes
 from dlbasics.data.base import TensorDataModule
+from dlbasics.leftovers import outermost_missing
 from dlbasics.models.system import System
 from dlbasics.resume import find_last_checkpoint
 
@@ -36,7 +40,33 @@ class DLBasicsCLI(LightningCLI):
             network = self.config[subcommand]["model"].get("init_args", {}).get("network")
             check_network_settings(path, network.as_dict() if hasattr(network, "as_dict") else network)
 
+    # LightningCLI runs ``self.<subcommand>`` where defined: each runs the trainer's, removing a failed run's folder.
+    def fit(self, **kwargs: Any) -> None:
+        self._without_leftovers(self.trainer.fit, **kwargs)
+
+    def validate(self, **kwargs: Any) -> None:
+        self._without_leftovers(self.trainer.validate, **kwargs)
+
+    def test(self, **kwargs: Any) -> None:
+        self._without_leftovers(self.trainer.test, **kwargs)
+
+    def predict(self, **kwargs: Any) -> None:
+        self._without_leftovers(self.trainer.predict, **kwargs)
+
+    def _without_leftovers(self, method: Callable[..., Any], **kwargs: Any) -> None:
+        """Run ``method``; if it fails before a training step, remove the run folder it created (TensorBoard would
+        list an empty run). A fit that trained keeps its folder: its curves and checkpoints tell what happened."""
+        created = outermost_missing(Path(self.trainer.log_dir)) if self.trainer.log_dir else None
+        try:
+            method(**kwargs)
+        except BaseException:
+            if created is not None and self.trainer.global_step == 0 and self.trainer.is_global_zero:
+                shutil.rmtree(created, ignore_errors=True)
+            raise
+
     def before_fit(self) -> None:
+        if self.trainer.max_epochs == 0:
+            raise ValueError("trainer.max_epochs 0 trains nothing; give at least 1 (or -1 for no limit)")
         for logger in self.trainer.loggers:
             logger.version  # noqa: B018 (fixes the version now, so ddp_spawn workers log where "Logs:" points)
         check_callbacks_before_run(self.trainer, self.model)

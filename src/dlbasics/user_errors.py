@@ -28,6 +28,12 @@ HINTS = {
 }
 
 
+def is_user_error(error: BaseException) -> bool:
+    """Whether ``error`` comes from the user's input, not from a bug (Lightning's own refusals count too)."""
+    return isinstance(error, USER_ERRORS) or any(cls.__name__ == "MisconfigurationException"
+                                                for cls in type(error).__mro__)
+
+
 def wants_debug(argv: list[str]) -> tuple[bool, list[str]]:
     """Whether to show tracebacks, and ``argv`` without the ``--debug`` flag."""
     rest = [arg for arg in argv if arg != "--debug"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 import time
 import warnings
@@ -96,16 +97,23 @@ def print_configs(lessons: list[Lesson], modules: dict, seed: int) -> int:
 
 
 def run_lessons(lessons: list[Lesson], modules: dict, args: argparse.Namespace) -> int:
+    from dlbasics.leftovers import outermost_missing
     from dlbasics.lessons.context import LessonContext
 
     quiet_lightning()
     overview = []
     for lesson in lessons:
+        created = outermost_missing(args.out / f"lesson_{lesson.name}")
         ctx = LessonContext(lesson.name, args.out, seed=args.seed, fast=args.fast, accelerator=args.accelerator,
                             data_dir=args.data_dir)
         print(f"== {lesson.code} {lesson.title}: running ...", flush=True)
         start = time.perf_counter()
-        modules[lesson.name].run(ctx)
+        try:
+            modules[lesson.name].run(ctx)
+        except BaseException:
+            # A lesson without its summary is half-written: nothing of it stays.
+            shutil.rmtree(created or ctx.dir, ignore_errors=True)
+            raise
         seconds = time.perf_counter() - start
         ctx.write_summary(f"{lesson.code} {lesson.title}", seconds)
         print(f"   done in {seconds:.1f} s -> {ctx.dir}/summary.md", flush=True)
