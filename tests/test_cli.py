@@ -151,3 +151,35 @@ def test_main_releases_the_ddp_process_group_before_exit(tmp_path, monkeypatch):
     finally:
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+
+
+def test_predict_writes_the_predictions_with_their_inputs(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    fit = run("fit", ROOT / "configs/moons_mlp.yaml", tmp_path)
+    predicted = run("predict", ROOT / "configs/moons_mlp.yaml", tmp_path, "--trainer.limit_predict_batches", "100",
+                    "--ckpt_path", fit.trainer.checkpoint_callback.last_model_path)
+    path = Path(predicted.trainer.log_dir) / "predictions.pt"
+    saved = torch.load(path, weights_only=True)
+    x, y = predicted.datamodule.split("test")
+    assert torch.equal(saved["inputs"], x) and torch.equal(saved["targets"], y)
+    with torch.no_grad():
+        torch.testing.assert_close(saved["outputs"], predicted.model.eval()(x).softmax(-1))
+    assert f"Predictions: {path}" in caplog.text
+
+
+def test_validate_without_a_split_to_validate_on_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="has neither a validation nor a test split to validate on"):
+        run("validate", ROOT / "configs/deep_sigmoid.yaml", tmp_path)
+    assert not (tmp_path / "lightning_logs").exists()
+
+
+def test_a_fit_prints_what_a_user_acts_on_and_not_lightnings_banners(tmp_path):
+    command = [str(Path(sys.executable).parent / "dlbasics"), "fit", "--config", str(ROOT / "configs/moons_mlp.yaml"),
+               *TINY]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout + result.stderr
+    for noise in ("GPU available", "TPU available", "Tip:", "| Name", "dirpath has changed"):
+        assert noise not in out
+    assert "Test it with: dlbasics test --config " + str(ROOT / "configs/moons_mlp.yaml") in out

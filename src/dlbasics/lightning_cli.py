@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import warnings
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from dlbasics.checkpoint_checks import check_network_settings, check_parameter_shapes
 from dlbasics.data.base import TensorDataModule
 from dlbasics.leftovers import outermost_missing
+from dlbasics.predictions import save_predictions
 from dlbasics.models.system import System
 from dlbasics.resume import find_last_checkpoint
 
@@ -51,14 +53,16 @@ class DLBasicsCLI(LightningCLI):
         self._without_leftovers(self.trainer.test, **kwargs)
 
     def predict(self, **kwargs: Any) -> None:
-        self._without_leftovers(self.trainer.predict, **kwargs)
+        predictions = self._without_leftovers(self.trainer.predict, **kwargs)
+        if self.trainer.is_global_zero and predictions:
+            save_predictions(predictions, self.trainer, self.datamodule)
 
-    def _without_leftovers(self, method: Callable[..., Any], **kwargs: Any) -> None:
+    def _without_leftovers(self, method: Callable[..., Any], **kwargs: Any) -> Any:
         """Run ``method``; if it fails before a training step, remove the run folder it created (TensorBoard would
         list an empty run). A fit that trained keeps its folder: its curves and checkpoints tell what happened."""
         created = outermost_missing(Path(self.trainer.log_dir)) if self.trainer.log_dir else None
         try:
-            method(**kwargs)
+            return method(**kwargs)
         except BaseException:
             if created is not None and self.trainer.global_step == 0 and self.trainer.is_global_zero:
                 shutil.rmtree(created, ignore_errors=True)
@@ -108,7 +112,9 @@ class DLBasicsCLI(LightningCLI):
         path = getattr(checkpoint, "last_model_path", "") or getattr(checkpoint, "best_model_path", "")
         rank_zero_info(f"Logs: {self.trainer.log_dir}  (view with: tensorboard --logdir lightning_logs)")
         if path:
-            rank_zero_info(f"Checkpoint: {path}\nTest it with: dlbasics test --config CONFIG --ckpt_path {path}")
+            configs = self.config[self.subcommand].get("config") or []
+            config = str(configs[0]) if len(configs) == 1 else "CONFIG"
+            rank_zero_info(f"Checkpoint: {path}\nTest it with: dlbasics test --config {config} --ckpt_path {path}")
 
     def after_test(self) -> None:
         rank_zero_info(f"Logs: {self.trainer.log_dir}  (view with: tensorboard --logdir lightning_logs)")
@@ -133,6 +139,21 @@ def hide_lightning_noise() -> None:
     warnings.filterwarnings("ignore", message=r"Total length of `list` across ranks is zero")
     # ``dlbasics`` hands its own arguments to LightningCLI (after the subcommand dispatch), on purpose.
     warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
+    # Testing or resuming a checkpoint from another run folder: ModelCheckpoint's bookkeeping of that folder is
+    # not carried over, which is what a user expects.
+    warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
+    banners = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, DropBanners) for f in banners.filters):
+        banners.addFilter(DropBanners())
+
+
+class DropBanners(logging.Filter):
+    """Drop Lightning's per-run lines about hardware this run doesn't use and its advertising tip."""
+
+    PREFIXES = ("GPU available: False", "TPU available: False", "HPU available: False", "💡 Tip:")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.PREFIXES)
 
 
 def cli_main(args: list[str] | None = None, run: bool = True, cli_class: type[DLBasicsCLI] = DLBasicsCLI,
@@ -149,6 +170,8 @@ def cli_main(args: list[str] | None = None, run: bool = True, cli_class: type[DL
         subclass_mode_model=True,
         subclass_mode_data=True,
         seed_everything_default=0,
+        # A 14-line layer table on every run; `--trainer.enable_model_summary true` brings it back.
+        trainer_defaults={"enable_model_summary": False},
         args=args,
         run=run,
         **kwargs,

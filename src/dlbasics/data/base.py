@@ -88,7 +88,10 @@ class TensorDataModule(LightningDataModule):
                 if name == "test":
                     rank_zero_info("No validation split: validating on the test split.")
                 return self._loader(name, self.eval_batch_size or self.batch_size, shuffle=False)
-        return []  # no validation at all: Lightning skips the loop
+        if self.trainer is not None and self.trainer.state.fn == "validate":  # asked to validate: say it can't
+            raise ValueError(f"{type(self).__name__} has neither a validation nor a test split to validate on; "
+                             "set val_fraction or test_fraction above 0")
+        return []  # no validation while fitting: Lightning skips the loop
 
     def test_dataloader(self) -> TensorLoader:
         if not len(self.split("test")[0]):
