@@ -18,8 +18,7 @@ def new_figure(width: float = 6.0, height: float = 4.0, layout: str = "constrain
     """A figure that needs no GUI backend (safe headless and off the main thread).
 
     ``layout="tight"`` spaces a figure in one pass; figures drawn during training use it, as matplotlib's
-    constrained layout can take most of a figure's drawing time (0.4 of 0.67 s for the activations-over-time
-    figure with three colour bars).
+    constrained layout can take most of a figure's drawing time (measured in benchmarks/RESULTS.md).
     """
     return Figure(figsize=(width, height), layout=layout)
 
