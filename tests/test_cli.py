@@ -183,3 +183,13 @@ def test_a_fit_prints_what_a_user_acts_on_and_not_lightnings_banners(tmp_path):
     for noise in ("GPU available", "TPU available", "Tip:", "| Name", "dirpath has changed"):
         assert noise not in out
     assert "Test it with: dlbasics test --config " + str(ROOT / "configs/moons_mlp.yaml") in out
+
+
+def test_fit_help_says_how_to_list_the_model_and_data_settings(capsys):
+    from dlbasics.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--help"])
+    assert exit_info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--model.help CLASS and --data.help CLASS" in out and "--config configs/NAME.yaml" in out

@@ -22,6 +22,9 @@ from dlbasics.models.system import System
 from dlbasics.resume import find_last_checkpoint
 
 
+SETTINGS_HINT = ("The model's and the data's own settings: --model.help CLASS and --data.help CLASS, e.g. "
+                 "--model.help dlbasics.models.Classifier, --data.help dlbasics.data.MoonsDataModule; a network's: "
+                 "--model.network.help dlbasics.models.components.MLP. Start from a config: --config configs/NAME.yaml.")
 LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")  # --ckpt_path names Lightning resolves itself
 
 
@@ -193,7 +196,9 @@ def fit_main(args: list[str]) -> int:
     """``dlbasics fit|validate|test|predict ARGS``: the exit status. A bad argument raises ``ArgumentError`` (the
     ``dlbasics`` command prints it as one line) instead of printing the whole usage before it."""
     try:
-        cli_main(args, parser_kwargs={"exit_on_error": False})
+        subcommands = {name: {"exit_on_error": False, "epilog": SETTINGS_HINT}
+                       for name in ("fit", "validate", "test", "predict")}
+        cli_main(args, parser_kwargs={"exit_on_error": False, **subcommands})
     finally:
         release_process_group()
     return 0
