@@ -1,3 +1,4 @@
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -154,6 +155,7 @@ def test_main_releases_the_ddp_process_group_before_exit(tmp_path, monkeypatch):
 
 
 def test_predict_writes_the_predictions_with_their_inputs(tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="lightning.pytorch")  # a lesson test may have quietened it
     monkeypatch.chdir(tmp_path)
     fit = run("fit", ROOT / "configs/moons_mlp.yaml", tmp_path)
     predicted = run("predict", ROOT / "configs/moons_mlp.yaml", tmp_path, "--trainer.limit_predict_batches", "100",
