@@ -12,11 +12,12 @@ from torch import Tensor
 
 from dlbasics.callbacks.diagnostics._gradients import stored_values
 from dlbasics.checks import check_choice
+from dlbasics.user_errors import UserError
 
 ACTIONS = ("stop", "skip")
 
 
-class NonFiniteError(RuntimeError):
+class NonFiniteError(UserError, RuntimeError):
     """Training produced a NaN/inf loss or gradient and NonFiniteGuard stopped it."""
 
 
