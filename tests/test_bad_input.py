@@ -12,13 +12,16 @@ import os
 import re
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
 from reliability_probes import ROOT
 
+from dlbasics.data import MoonsDataModule, mnist_files
 from dlbasics.lightning_cli import cli_main
-from dlbasics.data import mnist_files
+from dlbasics.models import Classifier
+from dlbasics.models.components import MLP
 
 MOONS, TOY2D, MNIST = (str(ROOT / "configs" / name) for name in ("moons_mlp.yaml", "toy2d_dropout.yaml",
                                                                    "mnist_mlp.yaml"))
@@ -235,3 +238,33 @@ def test_a_run_that_fails_before_training_leaves_no_folder(argv, expected, tmp_p
     assert main([*argv, "--trainer.enable_progress_bar=false"] if argv[0] != "lesson" else argv) == 2
     assert expected in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+# The Python API and the datamodule: the same kind of message as on the command line.
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(network=partial(MLP, hidden_sizes=64)), r"hidden_sizes 64 must be a list of sizes such as \[64, 64\]"),
+    (dict(optimizer="adam"), "optimizer 'adam' must be a class or a factory, such as functools.partial"),
+    (dict(network="mlp"), "network 'mlp' must be a class or a factory"),
+])
+def test_python_api_misuse_gets_a_message_not_a_type_error(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Classifier(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(input_shape=(3,)), r"input_shape \(3,\) but MoonsDataModule gives \(2,\)"),
+    (dict(num_outputs=3), "num_outputs 3 but MoonsDataModule gives 2"),
+])
+def test_a_model_built_for_other_data_is_refused_before_training(kwargs, match, make_trainer):
+    model = Classifier(**kwargs)
+    with pytest.raises(ValueError, match=match):
+        make_trainer(max_epochs=1).fit(model, MoonsDataModule(n_samples=100))
+    assert model.global_step == 0
+
+
+def test_validate_without_a_split_to_validate_on_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="has neither a validation nor a test split to validate on"):
+        cli_main(["validate", "--config", str(ROOT / "configs/deep_sigmoid.yaml"), *TINY])
+    assert not (tmp_path / "lightning_logs").exists()

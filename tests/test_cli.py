@@ -169,13 +169,6 @@ def test_predict_writes_the_predictions_with_their_inputs(tmp_path, monkeypatch,
     assert f"Predictions: {path}" in caplog.text
 
 
-def test_validate_without_a_split_to_validate_on_is_refused(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match="has neither a validation nor a test split to validate on"):
-        run("validate", ROOT / "configs/deep_sigmoid.yaml", tmp_path)
-    assert not (tmp_path / "lightning_logs").exists()
-
-
 def test_a_fit_prints_what_a_user_acts_on_and_not_lightnings_banners(tmp_path):
     command = [str(Path(sys.executable).parent / "dlbasics"), "fit", "--config", str(ROOT / "configs/moons_mlp.yaml"),
                *TINY]

@@ -174,24 +174,3 @@ def test_channels_last_cnn_is_the_same_network_in_another_memory_format(make_tra
     assert restored.network.features[3].weight.is_contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         assert torch.equal(restored.eval()(x), fast.eval()(x))
-
-
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(network=partial(MLP, hidden_sizes=64)), r"hidden_sizes 64 must be a list of sizes such as \[64, 64\]"),
-    (dict(optimizer="adam"), "optimizer 'adam' must be a class or a factory, such as functools.partial"),
-    (dict(network="mlp"), "network 'mlp' must be a class or a factory"),
-])
-def test_python_api_misuse_gets_a_message_not_a_type_error(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        Classifier(**kwargs)
-
-
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(input_shape=(3,)), r"input_shape \(3,\) but MoonsDataModule gives \(2,\)"),
-    (dict(num_outputs=3), "num_outputs 3 but MoonsDataModule gives 2"),
-])
-def test_a_model_built_for_other_data_is_refused_before_training(kwargs, match, make_trainer):
-    model = Classifier(**kwargs)
-    with pytest.raises(ValueError, match=match):
-        make_trainer(max_epochs=1).fit(model, MoonsDataModule(n_samples=100))
-    assert model.global_step == 0

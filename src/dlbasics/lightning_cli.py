@@ -24,7 +24,8 @@ from dlbasics.resume import find_last_checkpoint
 
 SETTINGS_HINT = ("The model's and the data's own settings: --model.help CLASS and --data.help CLASS, e.g. "
                  "--model.help dlbasics.models.Classifier, --data.help dlbasics.data.MoonsDataModule; a network's: "
-                 "--model.network.help dlbasics.models.components.MLP. Start from a config: --config configs/NAME.yaml.")
+                 "--model.network.help dlbasics.models.components.MLP. Start from a config: "
+                 "--config configs/NAME.yaml.")
 LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")  # --ckpt_path names Lightning resolves itself
 
 
