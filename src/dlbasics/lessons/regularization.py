@@ -60,7 +60,7 @@ def run(ctx: LessonContext) -> None:
         report.notes.append(
             f"At these settings (SGD lr 0.01, {len(plain.curves['train/loss'])} epochs) the unregularised net has "
             f"not yet chased the noise: its training MSE {plain.last('train/loss'):.3f} is still near the noise "
-            "variance 0.09 and its fit is already smooth, so every regulariser only adds bias; strong weight decay (1.0) "
-            "flattens the fit completely.")
+            "variance 0.09 and its fit is already smooth, so every regulariser only adds bias; strong weight decay "
+            "(1.0) flattens the fit completely.")
     report.notes.append("train_loss is the last epoch's training MSE, with dropout active where the variant "
                         "has dropout; test_mse is measured on 100 noiseless points of sin x.")
