@@ -191,3 +191,102 @@ def test_bad_arguments_are_refused(kwargs, message):
     with pytest.raises(ValueError) as error:
         ActivationStats(**kwargs)
     assert message in str(error.value)
+
+
+class Seq(nn.Module):
+    """``layer`` then ``act`` on (B, L, F) or (B, C, L) inputs; ``first`` puts the activation before the layer in
+    registration order, so no layer precedes it."""
+
+    def __init__(self, layer: nn.Module, act: nn.Module, first: bool = False) -> None:
+        super().__init__()
+        if first:
+            self.act, self.layer = act, layer
+        else:
+            self.layer, self.act = layer, act
+
+    def forward(self, x):
+        return self.act(self.layer(x))
+
+
+def dead_along(y: torch.Tensor, dim: int) -> float:
+    """Dead fraction of the units on ``dim``, computed directly."""
+    dims = [d for d in range(y.dim()) if d != dim % y.dim()]
+    return 1.0 - (y.amax(dim=dims) > 0).double().mean().item()
+
+
+@pytest.mark.parametrize(("make", "shape", "dim"), [
+    (lambda: linear([[1.0, 0.0]] * 3 + [[-1.0, 0.0]] * 3, [0.0] * 6), (8, 5, 2), -1),  # (B, L, F): features
+    (lambda: nn.Conv1d(2, 6, 1), (8, 2, 5), 1),  # (B, C, L) after a conv: channels
+])  # fmt: skip
+def test_a_unit_follows_the_layer_before_the_activation(make_trainer, make, shape, dim):
+    torch.manual_seed(0)
+    layer = make()
+    if isinstance(layer, nn.Conv1d):
+        with torch.no_grad():
+            layer.bias[:3] = -100.0  # channels 0..2 dead
+    x = torch.rand(shape) + 0.1  # positive, so features with weight -1 and bias 0 are dead
+    stats = ActivationStats(every_n_batches=1, plot=False)
+    fit(make_trainer, Seq(layer, nn.ReLU()), x, stats, batch_size=3, max_epochs=1)  # batches of 3, 3, 2
+    with torch.no_grad():
+        y = torch.relu(layer(x))
+    got = stats.history[0]["layers"]["net.act"]
+    assert got["dead_frac"] == pytest.approx(dead_along(y, dim)) and got["dead_frac"] == pytest.approx(0.5)
+    assert got["units"] == 6 and got["unit_dim"] == dim % 3
+
+
+def test_without_a_layer_before_it_the_shape_decides_and_unit_dims_overrides(make_trainer):
+    x = torch.rand(6, 4, 5) - 0.5  # (B, L, F) straight into the activation
+    with torch.no_grad():
+        x[:, :, :2] = -1.0  # features 0, 1 dead; no position is
+    identity = linear(torch.eye(5).tolist(), [0.0] * 5)  # registered after the activation
+    by_shape = ActivationStats(every_n_batches=1, plot=False)
+    fit(make_trainer, Seq(identity, nn.ReLU(), first=True), x, by_shape, max_epochs=1)
+    assert by_shape.history[0]["layers"]["net.act"]["dead_frac"] == pytest.approx(2 / 5)  # 3-D: last dim
+    positions = ActivationStats(every_n_batches=1, plot=False, unit_dims={r"act$": 1})
+    fit(make_trainer, Seq(identity, nn.ReLU(), first=True), x, positions, max_epochs=1)
+    got = positions.history[0]["layers"]["net.act"]
+    assert (got["dead_frac"], got["units"], got["unit_dim"]) == (0.0, 4, 1)
+
+
+def test_a_unit_dim_out_of_range_warns_once_and_training_goes_on(make_trainer):
+    stats = ActivationStats(every_n_batches=1, plot=False, unit_dims={"": 3})
+    with pytest.warns(UserWarning, match=r"layer 'net.1' put out shape \(4, 2\), which has no dim 3 .*unit_dims") as w:
+        fit(make_trainer, nn.Sequential(nn.Linear(2, 2), nn.ReLU()), torch.randn(8, 2), stats, batch_size=4)
+    assert sum("has no dim 3" in str(r.message) for r in w) == 1  # 4 batches, one warning
+    assert [set(e["layers"]["net.1"]) >= {"mean", "std"} and "dead_frac" not in e["layers"]["net.1"]
+            for e in stats.history] == [True, True]
+
+
+def test_unit_dims_that_match_no_layer_are_refused_before_the_run(make_trainer):
+    stats = ActivationStats(unit_dims={"encoder": -1})
+    with pytest.raises(ValueError, match=r"unit_dims key 'encoder' matches none of the watched layers: "
+                                         r"net.layers.1, net.layers.3; change or remove it"):
+        stats.check_before_run(make_trainer(callbacks=[stats]), Frozen(MLP((2,), 2, [4, 4], "tanh")))
+
+
+@pytest.mark.parametrize(("unit_dims", "message"), [
+    ({"[": 1}, "unit_dims key '[' is not a valid regular expression"),
+    ({"": 8}, "unit_dims[''] 8 must be an integer in [-8, 8)"),
+    ({"": 1.0}, "unit_dims[''] 1.0 must be an integer in [-8, 8)"),
+])  # fmt: skip
+def test_bad_unit_dims_are_refused(unit_dims, message):
+    with pytest.raises(ValueError) as error:
+        ActivationStats(unit_dims=unit_dims)
+    assert message in str(error.value)
+
+
+def test_ranks_with_different_unit_sets_pack_the_same_sizes():
+    """Under DDP every rank packs the union of the ranks' (call, units) keys; a key a rank never saw is all dead
+    there, so the gathered maximum is the other rank's."""
+    from dlbasics.callbacks.diagnostics._activation_sums import LayerSums
+
+    ranks = [LayerSums("act", bins=4), LayerSums("act", bins=4)]
+    ranks[0].add(torch.tensor([[1.0, -1.0, 1.0]]), "relu", (0.0, 4.0))  # call 0: 3 units, one dead
+    ranks[1].add(torch.tensor([[-1.0, -1.0, 1.0]]), "relu", (0.0, 4.0))
+    ranks[1].add(torch.tensor([[1.0, -1.0]]), "relu", (0.0, 4.0), call=1)  # only rank 1 ran call 1 (2 units)
+    keys = sorted(set(ranks[0].alive) | set(ranks[1].alive))
+    assert keys == [(0, 3), (1, 2)]
+    rows = torch.stack([sums.pack(keys) for sums in ranks]).numpy()
+    assert rows.shape == (2, ranks[0].size(keys)) == (2, 6 + 4 + 5)
+    stats = ranks[0].read(rows)
+    assert (stats["dead_frac"], stats["units"], stats["unit_dim"]) == (pytest.approx(2 / 5), 5, 1)

@@ -267,3 +267,33 @@ def test_every_ddp_rank_swaps_at_the_same_epoch(tmp_path):
         report = json.loads((tmp_path / f"rank{rank}.json").read_text())
         assert report["kinds"] == [[0, ["tanh", "tanh"]], [1, ["relu", "relu"]], [2, ["relu", "relu"]]]
         assert report["stats"] == pytest.approx(expected, abs=1e-6)
+
+
+class Encoder(L.LightningModule):
+    """nn.TransformerEncoderLayer with an activation module, batch-first, no dropout: its eval/no-grad forward takes
+    the fast path, which reads the activation from a flag set at construction."""
+
+    def __init__(self, activation: nn.Module) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.layer = nn.TransformerEncoderLayer(4, 2, dim_feedforward=8, dropout=0.0, activation=activation,
+                                                batch_first=True)
+
+    def training_step(self, batch, batch_idx):
+        return self.layer(batch[0]).square().mean()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+@pytest.mark.parametrize(("to", "flag"), [("relu", 1), ("tanh", 0), ("silu", 0)])
+def test_a_transformer_layer_runs_the_new_activation_in_eval_mode(make_trainer, to, flag):
+    model = Encoder(nn.GELU())
+    data = DataLoader(TensorDataset(torch.randn(8, 3, 4)), batch_size=4)
+    make_trainer(max_epochs=2, callbacks=[ActivationSwap([Swap(to, at_epoch=1)])]).fit(model, data)
+    assert kinds(model) == [to] and model.layer.activation_relu_or_gelu == flag  # 0: no fast path, calls the module
+    x = torch.randn(2, 3, 4)
+    with torch.no_grad():
+        slow = model.layer.train()(x)  # training mode always calls `activation`
+        fast = model.layer.eval()(x)
+    assert torch.allclose(fast, slow, atol=1e-6)

@@ -1,5 +1,6 @@
 import copy
 import warnings
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
@@ -85,7 +86,7 @@ def assert_stats_close(actual: dict[str, float], expected: dict[str, float]) -> 
 def test_epoch_statistics_match_autograd_averaged_over_steps(make_trainer):
     model = Regressor()
     expected = reference_steps(model, epochs=2)
-    monitor = GradientFlowMonitor(plot_every_n_epochs=0)
+    monitor = GradientFlowMonitor(every_n_steps=1, plot_every_n_epochs=0)
     trainer = make_trainer(max_epochs=2, callbacks=[monitor])
     trainer.fit(model, loader())
 
@@ -193,7 +194,8 @@ def test_vanishing_and_exploding_warning_names_layers_and_epoch(make_trainer):
     stats = aggregate(reference_steps(model, epochs=1, scale=1e-6))
     low, high = stats["net.0"]["mean_abs"], stats["net.2"]["mean_abs"]
     assert high / low > 1e4
-    monitor = GradientFlowMonitor(vanishing_threshold=low * 10, exploding_threshold=high / 10, plot_every_n_epochs=0)
+    monitor = GradientFlowMonitor(every_n_steps=1, vanishing_threshold=low * 10, exploding_threshold=high / 10,
+                                  plot_every_n_epochs=0)
     trainer = make_trainer(max_epochs=1, callbacks=[monitor])
     with pytest.warns(GradientFlowWarning) as record:
         trainer.fit(model, loader(scale=1e-6))
@@ -249,3 +251,146 @@ def test_deep_sigmoid_net_has_vanishing_early_gradients(make_trainer):
         if activation == "sigmoid":
             assert curves[hidden[0]] < 0.1 * curves[hidden[-1]]
     assert first["sigmoid"] < 0.1 * first["relu"]
+
+
+def clipped_reference_steps(model: Regressor, clip: float, algorithm: str) -> list[dict[str, dict]]:
+    """Per-step statistics of one epoch, before and after clipping as Lightning clips, replaying SGD on the clipped
+    gradients."""
+    net = copy.deepcopy(model.net)
+    weights = {"net." + n.removesuffix(".weight"): p for n, p in net.named_parameters() if n.endswith("weight")}
+    steps = []
+    for x, y in loader():
+        grads = dict(zip(net.parameters(), torch.autograd.grad(F.mse_loss(net(x), y), list(net.parameters()))))
+        if algorithm == "norm":
+            total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads.values()]))
+            clipped = {p: g * min(1.0, clip / (total.item() + 1e-6)) for p, g in grads.items()}
+        else:
+            clipped = {p: g.clamp(-clip, clip) for p, g in grads.items()}
+        steps.append({when: {layer: {"mean_abs": g[w].abs().mean().item(), "l2": g[w].norm().item(),
+                                     "max_abs": g[w].abs().max().item(), "ratio": (g[w].norm() / w.norm()).item()}
+                             for layer, w in weights.items()}
+                      for when, g in (("before_clipping", grads), ("after_clipping", clipped))})
+        with torch.no_grad():
+            for p, g in clipped.items():
+                p.add_(g, alpha=-model.lr)
+    return steps
+
+
+@pytest.mark.parametrize("algorithm, clip", [("norm", 0.3), ("value", 0.05)])
+@pytest.mark.parametrize("measure_at", ["before_clipping", "after_clipping"])
+def test_measure_before_or_after_gradient_clipping(make_trainer, measure_at, algorithm, clip):
+    model = Regressor()
+    steps = clipped_reference_steps(model, clip, algorithm)
+    monitor = GradientFlowMonitor(every_n_steps=1, plot_every_n_epochs=0, measure_at=measure_at)
+    make_trainer(max_epochs=1, callbacks=[monitor], gradient_clip_val=clip,
+                 gradient_clip_algorithm=algorithm).fit(model, loader())
+    expected = aggregate([step[measure_at] for step in steps])
+    for layer, stats in expected.items():
+        assert_stats_close(monitor.history[0]["layers"][layer], stats)
+    other = aggregate([step["after_clipping" if measure_at == "before_clipping" else "before_clipping"]
+                       for step in steps])  # clipping acts, so the other choice would read differently
+    assert other["net.0"]["max_abs"] != pytest.approx(expected["net.0"]["max_abs"], rel=1e-3)
+
+
+def test_bad_measure_at_is_refused():
+    with pytest.raises(ValueError, match="measure_at 'after' is not one of: before_clipping, after_clipping"):
+        GradientFlowMonitor(measure_at="after")
+
+
+@pytest.mark.parametrize(("name", "role", "tag"), [
+    ("net.0.weight", "weight", "net.0"),
+    ("enc.self_attn.in_proj_weight", "weight", "enc.self_attn.in_proj_weight"),
+    ("enc.self_attn.q_proj_weight", "weight", "enc.self_attn.q_proj_weight"),
+    ("net.0.weight_orig", "weight", "net.0.weight_orig"),
+    ("net.0.parametrizations.weight.original", "weight", "net.0"),
+    ("net._orig_mod.0.weight", "weight", "net.0"),
+    ("net.0.bias", "bias", "net.0.bias"),
+    ("enc.self_attn.in_proj_bias", "bias", "enc.self_attn.in_proj_bias"),
+    ("enc.self_attn.bias_k", "bias", "enc.self_attn.bias_k"),
+    ("vit.class_token", "other", "vit.class_token"),
+    ("vit.encoder.pos_embedding", "other", "vit.encoder.pos_embedding"),
+])  # fmt: skip
+def test_parameter_roles_and_tags(name, role, tag):
+    from dlbasics.callbacks.diagnostics._gradient_layers import layer_tag, parameter_role
+
+    assert (parameter_role(name), layer_tag(name)) == (role, tag)
+
+
+def test_attention_projections_biases_and_other_parameters_are_watched(make_trainer):
+    class Attend(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.token = nn.Parameter(torch.zeros(1, 1, 3))
+            self.attn = nn.MultiheadAttention(3, 1, add_bias_kv=True, batch_first=True)
+            self.head = nn.Linear(3, 2)
+
+        def forward(self, x):  # (B, 3) -> (B, 2, 3) with the token in front -> (B, 2)
+            seq = torch.cat([self.token.expand(len(x), 1, 3), x[:, None]], 1)
+            return self.head(self.attn(seq, seq, seq, need_weights=False)[0][:, 0])
+
+    monitor = GradientFlowMonitor(every_n_steps=1, plot_every_n_epochs=0, include_bias=True, include_other=True)
+    make_trainer(max_epochs=1, callbacks=[monitor]).fit(Regressor(Attend()), loader())
+    assert monitor.layers == ["net.token", "net.attn.in_proj_weight", "net.attn.in_proj_bias", "net.attn.bias_k",
+                              "net.attn.bias_v", "net.attn.out_proj", "net.attn.out_proj.bias", "net.head",
+                              "net.head.bias"]
+    assert all(monitor.history[0]["layers"][layer]["steps"] == 3 for layer in monitor.layers)
+    with pytest.raises(ValueError, match="no trainable weight or bias or other parameter matching pattern 'enc'"):
+        GradientFlowMonitor(pattern="enc", include_bias=True, include_other=True).check_before_run(
+            make_trainer(), Regressor(Attend()))
+
+
+def test_a_nan_gradient_is_counted_not_averaged(make_trainer):
+    class NanAtStep1(Regressor):
+        def on_after_backward(self):
+            if self.global_step == 1:
+                self.net[2].weight.grad[0, 0] = float("nan")
+
+        def on_before_optimizer_step(self, optimizer):  # after the callbacks' hook: the monitor saw the NaN
+            self.net[2].weight.grad.nan_to_num_(0.0)
+
+    model = NanAtStep1(lr=0.0)  # the weights never change, so the steps are the reference's
+    steps = reference_steps(model, epochs=1)
+    monitor = GradientFlowMonitor(every_n_steps=1, plot_every_n_epochs=0)
+    with pytest.warns(GradientFlowWarning, match=r"exploding gradients .* in: net\.2$"):
+        make_trainer(max_epochs=1, callbacks=[monitor]).fit(model, loader())
+    layers = monitor.history[0]["layers"]
+    assert [(layers[n]["steps"], layers[n]["nonfinite_steps"]) for n in ("net.0", "net.2")] == [(3, 0), (2, 1)]
+    assert_stats_close(layers["net.0"], aggregate(steps)["net.0"])
+    assert_stats_close(layers["net.2"], aggregate([steps[0], steps[2]])["net.2"])
+
+
+def test_default_sampling_measures_one_step_in_ten_of_each_epoch(make_trainer):
+    model = Regressor()
+    expected = reference_steps(model, epochs=2)  # 3 steps an epoch: by default each epoch's first is measured
+    monitor = GradientFlowMonitor(plot_every_n_epochs=0)
+    make_trainer(max_epochs=2, callbacks=[monitor]).fit(model, loader())
+    for entry, step in zip(monitor.history, (expected[0], expected[3])):
+        for layer, stats in step.items():
+            assert_stats_close(entry["layers"][layer], stats)
+            assert entry["layers"][layer]["steps"] == 1
+
+
+def test_every_n_steps_counts_per_epoch_and_survives_a_mid_epoch_resume(tmp_path, make_trainer):
+    model = Regressor()
+    expected = reference_steps(model, epochs=2)
+    monitor = GradientFlowMonitor(plot_every_n_epochs=0, every_n_steps=2)  # steps 0, 2 of each epoch
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=2, save_top_k=-1)
+    make_trainer(max_epochs=2, callbacks=[monitor, checkpoint], enable_checkpointing=True).fit(Regressor(), loader())
+    for entry, steps in zip(monitor.history, ((0, 2), (3, 5))):
+        for layer, stats in aggregate([expected[i] for i in steps]).items():
+            assert_stats_close(entry["layers"][layer], stats)
+    # The step=4 checkpoint is from epoch 1 after its batch 0: a run resumed from it measures the epoch's third
+    # step (global step 5), as this one did, not its second.
+    state = torch.load(tmp_path / "ckpt" / "epoch=1-step=4.ckpt", weights_only=True)["callbacks"][monitor.state_key]
+    optimizer = torch.optim.SGD(Regressor().parameters(), lr=0.1)
+    trainer = SimpleNamespace(current_epoch=1, optimizers=[optimizer])
+    resumed, fresh = GradientFlowMonitor(every_n_steps=2), GradientFlowMonitor(every_n_steps=2)
+    resumed.load_state_dict(state)
+    assert resumed.history == monitor.history[:1]
+    assert [resumed._sampler.measures(trainer, optimizer) for _ in range(2)] == [False, True]
+    assert [fresh._sampler.measures(trainer, optimizer) for _ in range(2)] == [True, False]
+
+
+def test_bad_every_n_steps_is_refused():
+    with pytest.raises(ValueError, match="every_n_steps 0 must be an integer >= 1"):
+        GradientFlowMonitor(every_n_steps=0)

@@ -156,19 +156,74 @@ def test_bad_action_raises():
         NonFiniteGuard(action="ignore")
 
 
+
+class BatchNormed(L.LightningModule):
+    """Linear -> BatchNorm1d -> ReLU -> Linear; the input of the batches in ``nan_input_at`` is NaN, so their forward
+    writes NaN into the BatchNorm's running statistics. Keeps the buffers at the start of every batch."""
+
+    def __init__(self, nan_input_at: tuple[int, ...] = ()) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+        self.nan_input_at, self.buffers_before, self.batches = nan_input_at, [], 0
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        self.batches += 1
+        return F.cross_entropy(self.net(x * float("nan") if self.batches - 1 in self.nan_input_at else x), y)
+
+    def on_train_batch_start(self, batch, batch_idx):
+        self.buffers_before.append({n: b.clone() for n, b in self.named_buffers()})
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def buffers(model: L.LightningModule) -> dict[str, torch.Tensor]:
+    return {n: b.clone() for n, b in model.named_buffers()}
+
+
+def assert_buffers_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
+
+
+def test_skip_restores_batch_norm_statistics_of_the_whole_accumulation_window(make_trainer):
+    # 3 batches per epoch in windows of 2: (0, 1), (2) | (3, 4), (5). Batch 4 is the second of the window (3, 4).
+    model = BatchNormed(nan_input_at=(4,))
+    trainer = make_trainer(max_epochs=2, accumulate_grad_batches=2, callbacks=[NonFiniteGuard(action="skip")])
+    with pytest.warns(UserWarning, match=r"global step 2 \(epoch 1, batch 1\) loss is nan.*skipped"):
+        trainer.fit(model, loader())
+    # After the skipped window the statistics are those from before it, NaN-free; batch 3's clean forward is
+    # undone with it, as its step was not applied either.
+    assert_buffers_equal(model.buffers_before[5], model.buffers_before[3])
+    assert not torch.equal(model.buffers_before[3]["net.1.running_mean"], model.buffers_before[2]["net.1.running_mean"])
+    assert model.buffers_before[5]["net.1.num_batches_tracked"] == 3  # batches 0, 1 and 2
+    assert all(b.isfinite().all() for b in model.buffers())  # batch 5 trained again
+    model.eval()
+    assert model.net(torch.randn(4, 2)).isfinite().all()
+
+
+def test_stop_restores_batch_norm_statistics_also_of_the_steps_after_it(make_trainer):
+    model = BatchNormed(nan_input_at=(1, 2))  # stops at batch 1; batch 2, run while min_epochs is not reached, too
+    trainer = make_trainer(max_epochs=5, min_epochs=2, callbacks=[NonFiniteGuard()])
+    with pytest.raises(NonFiniteError, match="global step 1"):
+        trainer.fit(model, loader())
+    assert model.batches == 2 * BATCHES_PER_EPOCH
+    assert_buffers_equal(buffers(model), model.buffers_before[1])
+
+
 # The real command: an exploding loss.
 
-GUARD = "--trainer.callbacks+=dlbasics.callbacks.NonFiniteGuard"
 MONITOR = ["--trainer.callbacks+=dlbasics.callbacks.GradientFlowMonitor", "--trainer.callbacks.plot_every_n_epochs=0"]
 
 
 def explode(tmp_path: Path, *extra: str) -> tuple[str, dict]:
-    """Fit until the guard stops; return its message and every TensorBoard scalar of the run."""
+    """Fit until the guard (every config has one) stops; return its message and every TensorBoard scalar."""
     with pytest.raises(NonFiniteError) as error:
         cli_main(["fit", "--config", str(ROOT / "configs/sine_tinynet.yaml"),
                   "--model.init_args.optimizer.init_args.lr", "1000", "--trainer.max_epochs", "50",
                   "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-                  "--trainer.logger.init_args.save_dir", str(tmp_path), GUARD, *extra])
+                  "--trainer.logger.init_args.save_dir", str(tmp_path), *extra])
     (log_dir,) = tmp_path.glob("sine_tinynet/version_*")
     return str(error.value), scalars(log_dir)
 

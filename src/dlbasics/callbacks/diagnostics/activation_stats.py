@@ -13,11 +13,14 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from dlbasics.activations import ACTIVATIONS, activation_name, check_activation
-from dlbasics.callbacks.diagnostics._activation_layers import describe_activations, find_activations
+from dlbasics.callbacks.diagnostics._activation_layers import (describe_activations, find_activations,
+                                                                functional_activations, functional_hint,
+                                                                preceding_unit_dims)
 from dlbasics.callbacks.diagnostics._activation_stats_plots import (activations_over_time_figure,
                                                                     add_tensorboard_histogram)
-from dlbasics.callbacks.diagnostics._activation_sums import HIST_RANGES, LayerSums
-from dlbasics.checks import check_int, check_pattern
+from dlbasics.callbacks.diagnostics._activation_sums import HIST_RANGES, LayerSums, unit_keys
+from dlbasics.callbacks.diagnostics._names import display_name, shortlist
+from dlbasics.checks import check_int, check_int_in, check_pattern
 from dlbasics.figures import publish_figure
 
 
@@ -28,13 +31,23 @@ class ActivationStats(Callback):
     when fit starts, filtered by ``kinds`` and ``pattern``. Forward hooks registered then are removed when fit
     ends; they compute on sampled training batches only, never during validation, testing or prediction. All
     sums stay on the training device; each epoch's end does one host transfer (an all-gather first under DDP, so
-    the statistics cover every rank's batches). Per layer and epoch, with a *unit* = one index along dim 1 (a
-    feature of ``(B, F)``, a channel of ``(B, C, H, W)``):
+    the statistics cover every rank's batches).
+
+    A *unit* is what the layer before the activation makes one of: a channel after a convolution or a
+    batch/instance/group norm (dim 1 of ``(B, C, H, W)``, ``(B, C, L)``), a feature after a linear layer, layer
+    norm, embedding or attention (the last dim of ``(B, F)``, ``(B, L, F)``, ``(L, B, F)``: a sequence position
+    is never a unit). "Before" is the nearest such layer registered before the activation in ``named_modules()``;
+    with none, outputs with 4 or more dims count channels (dim 1), others features (last dim). ``unit_dims``
+    picks another dim per layer. An activation module called several times per batch (one instance reused, as in
+    torchvision's ``Bottleneck``) has the units of each call, and an output whose unit count changes (a short
+    last batch of a ``(L, B, F)`` model is not one) is counted as units of their own, never an error. Per layer
+    and epoch:
 
     - ``mean``, ``std``: over all output values seen.
     - ``dead_frac`` (relu, leaky_relu, elu, gelu, silu): fraction of units whose output was never > 0 for any
       value seen, i.e. pre-activation <= 0 throughout (for relu: output exactly 0). The non-relu ones still pass
-      a small gradient; the number shows the units that would be dead ReLUs.
+      a small gradient; the number shows the units that would be dead ReLUs. With it ``units``, how many units
+      were judged, and ``unit_dim``, the output dim they are on.
     - ``saturated_frac`` (sigmoid, tanh): fraction of output values with sigmoid < 0.01 or > 0.99, |tanh| > 0.97.
     - a fixed-bin histogram of the values over a fixed range per activation (``HIST_RANGES``, or ``ranges``);
       of at most ``hist_max_values`` values per layer and sampled batch.
@@ -46,7 +59,11 @@ class ActivationStats(Callback):
         {"epoch": 3, "step": 4, "layers": {"net.layers.1": {"kind": "tanh", "mean": 0.01, "std": 0.52,
             "saturated_frac": 0.06, "hist": [40 counts], "hist_range": [-1.0, 1.0]}, ...}}
 
-    A layer swapped by ``ActivationSwap`` is still watched and reported under its new kind.
+    A layer swapped by ``ActivationSwap`` is still watched and reported under its new kind. Layer names leave
+    out ``torch.compile``'s ``_orig_mod``. Refused before the run (``check_before_run``): ``kinds`` and
+    ``pattern`` that select no activation module, including models whose activations are all functions
+    (``torch.relu(x)`` in ``forward``, which no hook can see), and ``unit_dims`` entries that match no watched
+    layer.
 
     Args:
         kinds: registry names of the activations to watch; None watches all but ``identity``.
@@ -65,6 +82,10 @@ class ActivationStats(Callback):
         ranges: histogram ``[min, max]`` per registry name, replacing those ``HIST_RANGES`` gives, e.g.
             ``{relu: [0, 10]}``.
         plot: draw the activations-over-time figure when training ends.
+        unit_dims: the output dim that holds a layer's units, by regular expression searched in its name, e.g.
+            ``{"conv1d_block": 1}`` for the channels of a ``Conv1d`` block's ``(B, C, L)`` outputs, or
+            ``{"": -1}`` for the last dim of every layer; the first matching entry wins, the other layers follow
+            the rule above. None: the rule for every layer.
     """
 
     def __init__(
@@ -77,6 +98,7 @@ class ActivationStats(Callback):
         hist_max_values: int | None = 2**18,
         ranges: dict[str, tuple[float, float]] | None = None,
         plot: bool = True,
+        unit_dims: dict[str, int] | None = None,
     ) -> None:
         super().__init__()
         kinds = [kind for kind in ACTIVATIONS if kind != "identity"] if kinds is None else list(kinds)
@@ -94,6 +116,10 @@ class ActivationStats(Callback):
             self.ranges[kind] = (float(low), float(high))
         self.pattern, self.every_n_batches, self.log_histograms = pattern, every_n_batches, log_histograms
         self.bins, self.hist_max_values, self.plot = bins, hist_max_values, plot
+        self.unit_dims = dict(unit_dims or {})
+        self._unit_regexes = [(check_pattern(key, "unit_dims key"), check_int_in(dim, f"unit_dims[{key!r}]", -8, 8))
+                              for key, dim in self.unit_dims.items()]  # fmt: skip
+        self._calls: dict[str, int] = {}  # calls of each watched module in the sampled batch so far
         self.history: list[dict[str, Any]] = []
         self._sums: dict[str, LayerSums] = {}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
@@ -104,38 +130,57 @@ class ActivationStats(Callback):
         return self._generate_state_key(kinds=self.kinds, pattern=self.pattern)
 
     def check_before_run(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Refuse, before the run folder exists, ``kinds`` and ``pattern`` that select no layer of ``pl_module``."""
+        """Refuse, before the run folder exists, ``kinds`` and ``pattern`` that select no layer of ``pl_module`` and
+        ``unit_dims`` entries that match none of the selected layers."""
         self._choose(pl_module)
 
-    def _choose(self, pl_module: LightningModule) -> list[tuple[str, nn.Module]]:
-        """The watched ``(qualified name, module)`` pairs; a ValueError that lists the activations if there are none."""
+    def _choose(self, pl_module: LightningModule) -> list[tuple[str, str, nn.Module]]:
+        """The watched ``(real name, shown name, module)``; a ValueError listing the activations if there are none."""
         found = find_activations(pl_module)
-        chosen = [(name, module) for name, module, kind in found
-                  if kind in self.kinds and (self._regex is None or self._regex.search(name))]  # fmt: skip
+        chosen = [(name, display_name(name), module) for name, module, kind in found
+                  if kind in self.kinds and (self._regex is None or self._regex.search(display_name(name)))]
         if not chosen:
+            hint = f" {functional_hint(pl_module)}" if not found or functional_activations(pl_module) else ""
             raise ValueError(
                 f"ActivationStats found no activation of kinds {self.kinds} matching pattern {self.pattern!r} in "
                 f"{type(pl_module).__name__}; its activations are: "
-                f"{describe_activations({name: kind for name, _, kind in found})}. Change `kinds` or `pattern`."
+                f"{describe_activations({name: kind for name, _, kind in found})}. Change `kinds` or `pattern`.{hint}"
             )
+        for (regex, _), key in zip(self._unit_regexes, self.unit_dims):
+            if not any(regex.search(shown) for _, shown, _ in chosen):
+                raise ValueError(f"ActivationStats unit_dims key {key!r} matches none of the watched layers: "
+                                 f"{shortlist([shown for _, shown, _ in chosen])}; change or remove it")
         return chosen
+
+    def _unit_dim(self, shown: str, rule: int | None) -> int | None:
+        """The dim of the first ``unit_dims`` entry matching ``shown``, else the layer-kind rule's."""
+        return next((dim for regex, dim in self._unit_regexes if regex.search(shown)), rule)
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         chosen = self._choose(pl_module)
         self._remove_hooks()
-        self._sums = {name: LayerSums(self.bins, self.hist_max_values) for name, _ in chosen}
-        self._handles = [module.register_forward_hook(partial(self._hook, name)) for name, module in chosen]
+        rules = preceding_unit_dims(pl_module, [name for name, _, _ in chosen])
+        self._sums = {shown: LayerSums(shown, self.bins, self.hist_max_values, self._unit_dim(shown, rules[name]))
+                      for name, shown, _ in chosen}  # fmt: skip
+        self._calls = dict.fromkeys(self._sums, 0)
+        self._handles = [module.register_forward_hook(partial(self._hook, shown)) for _, shown, module in chosen]
         if self.log_histograms and not any(isinstance(lg, TensorBoardLogger) for lg in trainer.loggers):
             rank_zero_warn("ActivationStats(log_histograms=True) needs a TensorBoardLogger in Trainer(logger=...); "
                            "no histograms will be written")
 
     def _hook(self, name: str, module: nn.Module, inputs: Any, output: Any) -> None:
+        if not self._sampling:
+            return
         kind = activation_name(module)  # read per call: ActivationSwap may have replaced the module
-        if self._sampling and kind is not None and isinstance(output, Tensor) and output.numel():
-            self._sums[name].add(output, kind, self.ranges[kind])
+        if kind is not None and isinstance(output, Tensor) and output.numel():
+            call = self._calls[name]
+            self._calls[name] = call + 1
+            self._sums[name].add(output, kind, self.ranges[kind], call)
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
         self._sampling = batch_idx % self.every_n_batches == 0
+        if self._sampling:
+            self._calls = dict.fromkeys(self._calls, 0)
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
         self._sampling = False
@@ -144,9 +189,10 @@ class ActivationStats(Callback):
         active = {name: sums for name, sums in self._sums.items() if sums.seen}
         if not active:
             return
-        packed = torch.cat([sums.pack() for sums in active.values()])
+        keys = unit_keys(trainer, {name: sorted(sums.alive) for name, sums in active.items()})
+        packed = torch.cat([sums.pack(keys[name]) for name, sums in active.items()])
         rows = trainer.strategy.all_gather(packed).reshape(trainer.world_size, -1).cpu().numpy()  # the one sync
-        sizes = [6 + sums.alive.numel() + sums.bins for sums in active.values()]
+        sizes = [sums.size(keys[name]) for name, sums in active.items()]
         chunks = np.split(rows, np.cumsum(sizes)[:-1], axis=1)
         layers = {name: sums.read(chunk) for (name, sums), chunk in zip(active.items(), chunks)}
         self.history.append({"epoch": trainer.current_epoch, "step": trainer.global_step, "layers": layers})

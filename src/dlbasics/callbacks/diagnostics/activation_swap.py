@@ -12,15 +12,11 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from dlbasics.activations import check_activation, make_activation
-from dlbasics.callbacks.diagnostics._activation_layers import describe_activations, find_activations
+from dlbasics.callbacks.diagnostics._activation_layers import (describe_activations, find_activations,
+                                                                functional_activations, functional_hint)
+from dlbasics.callbacks.diagnostics._names import display_name
+from dlbasics.callbacks.diagnostics._replace_module import replace_module
 from dlbasics.checks import check_int, check_pattern
-
-# nn.Module's hook registries. A replacement takes over the old module's (the same dict objects, so handles
-# held elsewhere still remove their hooks), and hook-based tools such as ActivationStats keep watching the layer.
-_HOOK_STATE = (
-    "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_forward_hooks", "_forward_hooks_with_kwargs",
-    "_forward_hooks_always_called", "_backward_pre_hooks", "_backward_hooks", "_is_full_backward_hook",
-)  # fmt: skip
 
 
 @dataclass
@@ -33,8 +29,8 @@ class Swap:
         at_step: first optimizer step (``trainer.global_step``) that trains with ``to``.
         from_kind: registry name of the activations to replace; None replaces every registry activation except
             ``identity`` (an ``nn.Identity`` is more often a placeholder than an activation).
-        pattern: regular expression searched (``re.search``) in qualified module names, e.g. ``"layers\\.1$"``;
-            None matches every name.
+        pattern: regular expression searched (``re.search``) in qualified module names (without
+            ``torch.compile``'s ``_orig_mod``), e.g. ``"layers\\.1$"``; None matches every name.
         negative_slope: slope of a ``leaky_relu`` target for negative inputs.
     """
 
@@ -52,7 +48,7 @@ class Swap:
 
     def selects(self, name: str, kind: str) -> bool:
         """Whether this swap replaces the activation of registry name ``kind`` found at module ``name``."""
-        if kind == self.to or (self.pattern is not None and re.search(self.pattern, name) is None):
+        if kind == self.to or (self.pattern is not None and re.search(self.pattern, display_name(name)) is None):
             return False
         return kind == self.from_kind if self.from_kind is not None else kind != "identity"
 
@@ -120,9 +116,16 @@ class ActivationSwap(Callback):
 
     Applied swaps are saved in checkpoints and re-applied on resume: a swap changes no weight, so the model's
     state_dict alone would bring the old activations back. Forward and backward hooks on a replaced module move to
-    its replacement. Parametrised activations (``nn.PReLU``) are refused: their new parameters would be in neither
-    the optimizer nor DDP's gradient buckets. Under ``ddp_spawn`` the swaps and ``history`` live in the worker
-    processes; the main process gets the trained weights back into its unswapped model.
+    its replacement. A module that decided at construction how to run its activation learns of the swap: an
+    ``nn.TransformerEncoderLayer``'s inference fast path (eval mode, no grad) computes relu or gelu from a flag, not
+    by calling ``activation``, and the swap sets that flag (to 0, turning the fast path off, for other kinds), so
+    validation and prediction use the new activation too. Parametrised activations (``nn.PReLU``) are refused:
+    their new parameters would be in neither the optimizer nor DDP's gradient buckets. Also refused before the run
+    (``check_before_run``): a swap that never happens (past ``max_epochs``/``max_steps``) or finds nothing to
+    replace, which includes every activation of a model that calls activation functions (``torch.relu(x)``,
+    ``nn.TransformerEncoderLayer(activation="gelu")``) instead of modules; and resuming with another schedule.
+    Under ``ddp_spawn`` the swaps and ``history`` live in the worker processes; the main process gets the trained
+    weights back into its unswapped model.
 
     ``history`` holds one record per swap: ``{"swap": 0, "epoch": 35, "step": 35, "from": ["tanh"], "to": "relu",
     "layers": ["net.layers.1"]}``. Each swap is logged as the scalar ``activation/swap`` (the number of swaps so
@@ -188,16 +191,11 @@ class ActivationSwap(Callback):
     def _swap(pl_module: nn.Module, swap: Swap) -> dict[str, str]:
         """Replace the modules ``swap`` selects; return ``{qualified name: old registry name}``."""
         replaced = {}
-        for name, old, kind in find_activations(pl_module, remove_duplicate=False):
+        for name, _, kind in find_activations(pl_module, remove_duplicate=False):
             if not swap.selects(name, kind):
                 continue
-            new = make_activation(swap.to, swap.negative_slope).train(old.training)
-            for attr in _HOOK_STATE:
-                if hasattr(old, attr):
-                    setattr(new, attr, getattr(old, attr))
-            parent, _, child = name.rpartition(".")
-            setattr(pl_module.get_submodule(parent), child, new)
-            replaced[name] = kind
+            replace_module(pl_module, name, make_activation(swap.to, swap.negative_slope))
+            replaced[display_name(name)] = kind
         return replaced
 
     def check_before_run(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -222,9 +220,10 @@ class ActivationSwap(Callback):
             hits = [name for name, kind in kinds.items() if swap.selects(name, kind)]
             if not hits:
                 state = "are" if i == self._applied else f"will be, after schedule[{i - 1}],"
+                hint = f". {functional_hint(pl_module)}" if not kinds or functional_activations(pl_module) else ""
                 raise ValueError(
                     f"ActivationSwap schedule[{i}] ({swap}) finds nothing to replace in {type(pl_module).__name__}; "
-                    f"its activations {state}: {describe_activations(kinds)}; change from_kind or pattern"
+                    f"its activations {state}: {describe_activations(kinds)}; change from_kind or pattern{hint}"
                 )
             kinds.update(dict.fromkeys(hits, swap.to))
 

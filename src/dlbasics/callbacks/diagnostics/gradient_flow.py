@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import math
-from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
-from torch import nn
+from torch import Tensor, nn
 
 from dlbasics.callbacks.diagnostics._gradient_flow_plots import add_histograms, flow_figure, heatmap_figure
-from dlbasics.callbacks.diagnostics._gradient_sums import STATS, GradientSums
+from dlbasics.callbacks.diagnostics._gradient_layers import ForwardOrder, Watched, choose_parameters, weight_norms
+from dlbasics.callbacks.diagnostics._gradient_sums import STATS, GradientSums, flow_warning, step_rows
 from dlbasics.callbacks.diagnostics._gradients import stored_values
-from dlbasics.checks import check_int, check_pattern
+from dlbasics.callbacks.diagnostics._step_sampling import StepSampler
+from dlbasics.checks import check_choice, check_int, check_pattern
 from dlbasics.figures import publish_figure
 
-_TINY = torch.finfo(torch.float32).tiny
+MEASURE_AT = ("before_clipping", "after_clipping")
 
 
 class GradientFlowWarning(UserWarning):
@@ -29,35 +30,54 @@ class GradientFlowMonitor(Callback):
     """Log per-layer gradient statistics, draw gradient-flow figures and warn about vanishing/exploding layers.
 
     Works with any LightningModule: the layers are the parameters found through ``named_modules()``, by default
-    every trainable ``weight``, shown in the order their modules first run in ``forward``. Statistics are taken
-    in ``on_before_optimizer_step``, where gradients are final (DDP-averaged, AMP-unscaled), for the parameters
-    of the optimizer that steps; a parameter without a gradient is left out of that step. Per step and layer:
-    ``mean_abs`` = mean |g|, ``l2`` = ||g||, ``max_abs`` = max |g|, ``ratio`` = ||g|| / ||w|| (inf if w = 0).
-    Over an interval the per-step values are averaged (``max_abs``: the maximum). A step whose gradient is
-    NaN/inf (AMP overflow steps, which the scaler skips) is counted in ``nonfinite_steps``, not averaged.
+    every trainable weight (``weight``, attention's ``in_proj_weight``, ...: ``_gradient_layers.parameter_role``),
+    in the order their modules first run in ``forward`` (a module whose weight is used without calling it,
+    attention's ``out_proj``, at its parent's place). Measured: the parameters of the optimizer that steps, on one
+    step in ``every_n_steps``; a parameter without a gradient is left out of that step. ``measure_at`` says when:
 
-    Scalars ``grad/<layer>/<stat>`` are logged once per epoch and ``grad_step/<layer>/<stat>`` every
-    ``log_every_n_steps`` optimizer steps; ``<layer>`` is the parameter name without ``.weight``.
+    - ``"before_clipping"`` (default): in ``on_before_optimizer_step``, gradients DDP-averaged and AMP-unscaled,
+      before Lightning applies ``gradient_clip_val`` (it clips after that hook): what backward produced, so an
+      explosion that clipping would hide still shows.
+    - ``"after_clipping"``: once the optimizer has stepped (``register_step_post_hook``), the clipped gradients
+      it applied; ``ratio`` still divides by the weights from before the step. A step the optimizer does not
+      take (an AMP overflow step the scaler skips) is then not counted.
+
+    Without clipping both agree; under manual optimization both see the user's own clipping. Per measured step
+    and layer: ``mean_abs`` = mean |g|, ``l2`` = ||g||, ``max_abs`` = max |g|, ``ratio`` = ||g|| / ||w|| (inf if
+    w = 0); over an interval, averaged (``max_abs``: the maximum). A step whose gradient is NaN/inf is counted in
+    ``nonfinite_steps``, not averaged. Scalars ``grad/<layer>/<stat>`` are logged once per epoch and
+    ``grad_step/<layer>/<stat>`` every ``log_every_n_steps`` optimizer steps; ``<layer>`` is the parameter name
+    without ``.weight`` (and without ``torch.compile``'s ``_orig_mod``). Refused before the run
+    (``check_before_run``): a ``pattern`` that selects no parameter, with the list of those there are.
 
     ``history`` holds one entry per epoch, layers in forward order, values plain floats/ints::
 
         {"epoch": 0, "step": 30, "layers": {"net.0": {"mean_abs": 1e-4, "l2": 2e-3, "max_abs": 5e-4,
-                                                        "ratio": 1e-3, "steps": 30, "nonfinite_steps": 0}, ...}}
+                                                        "ratio": 1e-3, "steps": 3, "nonfinite_steps": 0}, ...}}
 
-    ``steps`` counts the steps averaged, ``nonfinite_steps`` those left out; ``series("mean_abs")`` gives
+    ``steps`` counts the measured steps averaged, ``nonfinite_steps`` those left out; ``series("mean_abs")`` gives
     ``{layer: [value per epoch]}``.
 
     Args:
         log_every_n_steps: also log the statistics averaged over every this many optimizer steps; None logs
             per epoch only.
-        include_bias: watch the ``bias`` parameters too (as layers ``<module>.bias``).
+        include_bias: watch the biases too (``bias``, ``in_proj_bias``, ``bias_k``, ...; as ``<module>.bias``).
         pattern: regular expression searched in the parameter names (e.g. ``"encoder"``); None keeps all.
         log_histograms: add TensorBoard histograms ``grad/<layer>/hist`` of the gradients of the step that
-            closes each logging interval (with ``log_every_n_steps=None``, of each epoch's first step).
+            closes each logging interval, if measured (with ``log_every_n_steps=None``, of each epoch's first).
         plot_every_n_epochs: draw the gradient-flow bar figure every this many epochs and a heatmap of all
             epochs when training ends; 0 draws nothing.
         vanishing_threshold: warn about a layer whose epoch mean |grad| is below this.
         exploding_threshold: warn about a layer whose epoch mean |grad| is above this or had NaN/inf gradients.
+        include_other: watch the trainable parameters that are neither weights nor biases too (a ViT's
+            ``class_token``, ``pos_embedding``), under their full names.
+        measure_at: ``"before_clipping"`` or ``"after_clipping"``: the gradients before Lightning's
+            ``gradient_clip_val`` applies, or those the optimizer stepped with (see above).
+        every_n_steps: measure the optimizer steps whose index in the epoch (per optimizer) is a multiple of
+            this, so each epoch's first step counts (full-batch training: every epoch). A measurement reads every
+            watched gradient and weight, on the CPU up to 15% of a resnet18 step (``python -m
+            benchmarks.callback_overhead``); None measures 1 step in 10, or every step when
+            ``log_every_n_steps`` is set, as per-step curves need them.
     """
 
     def __init__(
@@ -69,25 +89,39 @@ class GradientFlowMonitor(Callback):
         plot_every_n_epochs: int = 1,
         vanishing_threshold: float = 1e-7,
         exploding_threshold: float = 1e3,
+        include_other: bool = False,
+        measure_at: Literal["before_clipping", "after_clipping"] = "before_clipping",
+        every_n_steps: int | None = None,
     ) -> None:
         if log_every_n_steps is not None:
             check_int(log_every_n_steps, "log_every_n_steps")
+        if every_n_steps is not None:
+            check_int(every_n_steps, "every_n_steps")
+        self._every = every_n_steps or (10 if log_every_n_steps is None else 1)
         check_int(plot_every_n_epochs, "plot_every_n_epochs", minimum=0)  # 0 draws no figures
         if not (0 < vanishing_threshold < exploding_threshold) or not math.isfinite(vanishing_threshold):
             raise ValueError(
                 f"thresholds must satisfy 0 < vanishing_threshold < exploding_threshold, got vanishing_threshold="
                 f"{vanishing_threshold!r} and exploding_threshold={exploding_threshold!r}")
         self._regex = None if pattern is None else check_pattern(pattern)
-        self.log_every_n_steps, self.include_bias, self.pattern = log_every_n_steps, include_bias, pattern
+        self.measure_at = check_choice(measure_at, "measure_at", MEASURE_AT)
+        self.log_every_n_steps, self.every_n_steps, self.pattern = log_every_n_steps, every_n_steps, pattern
+        self.include_bias, self.include_other = include_bias, include_other
         self.log_histograms, self.plot_every_n_epochs = log_histograms, plot_every_n_epochs
         self.vanishing_threshold, self.exploding_threshold = vanishing_threshold, exploding_threshold
         self.history: list[dict[str, Any]] = []
-        self.layers: list[str] = []  # tags in forward order once the first step has run
+        self.layers: list[str] = []  # tags in forward order once the first training batch has run
+        self._tags: list[str] = []  # in selection order, as the parameters and the sums
         self._params: list[nn.Parameter] = []
-        self._owners: list[nn.Module] = []  # the module holding each parameter
-        self._hooks: list[torch.utils.hooks.RemovableHandle] = []
-        self._first_call: dict[int, int] = {}  # id(module) -> rank of its first forward call
+        self._order: list[int] = []  # forward order as indices into the selection
+        self._forward: ForwardOrder | None = None
+        self._step_hooks: list[torch.utils.hooks.RemovableHandle] = []  # measure_at="after_clipping"
+        self._pending: dict[int, tuple[list[int], list[Tensor]]] = {}  # id(optimizer) -> stepping, weight norms
+        self._trainer: Trainer | None = None
+        self._scratch: dict[tuple[torch.device, torch.dtype], Tensor] = {}  # for |g|, kept while fit runs
         self._histograms = log_histograms
+        self._sampler = StepSampler(self._every)
+        self._interval_steps = 0  # optimizer steps in this logging interval, measured or not
 
     @property
     def state_key(self) -> str:
@@ -104,37 +138,30 @@ class GradientFlowMonitor(Callback):
         """Refuse, before the run folder exists, a ``pattern`` that selects no parameter of ``pl_module``."""
         self._choose(pl_module)
 
-    def _choose(self, pl_module: LightningModule) -> tuple[list[tuple[str, nn.Parameter]], list[nn.Module]]:
-        """The watched ``(name, parameter)`` pairs and the module holding each; a ValueError if there are none."""
-        kinds = ("weight", "bias") if self.include_bias else ("weight",)
-        chosen, owners, available = [], [], []
-        for module_name, module in pl_module.named_modules():
-            for name, param in module.named_parameters(prefix=module_name, recurse=False):
-                if not param.requires_grad or param.numel() == 0:
-                    continue
-                available.append(name)
-                if name.rsplit(".", 1)[-1] in kinds and (self._regex is None or self._regex.search(name)):
-                    chosen.append((name, param))
-                    owners.append(module)
+    def _choose(self, pl_module: LightningModule) -> list[Watched]:
+        """The watched parameters; a ValueError that lists the trainable ones if there are none."""
+        roles = ("weight",) + ("bias",) * self.include_bias + ("other",) * self.include_other
+        chosen, available = choose_parameters(pl_module, roles, self._regex)
         if not chosen:
             raise ValueError(
-                f"GradientFlowMonitor found no trainable {' or '.join(kinds)} parameter matching pattern "
+                f"GradientFlowMonitor found no trainable {' or '.join(roles)} parameter matching pattern "
                 f"{self.pattern!r}; the trainable parameters are: {', '.join(available) or 'none'}. "
-                "Change `pattern` (a regex searched in these names) or set `include_bias`.")
-        return chosen, owners
+                "Change `pattern` (a regex searched in these names), or set `include_bias` or `include_other`.")
+        return chosen
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        chosen, owners = self._choose(pl_module)
-        self.layers = [name.removesuffix(".weight") for name, _ in chosen]  # "net.0", "net.0.bias"
-        self._params = [param for _, param in chosen]
-        self._owners = owners
-        # Record the order in which the owning modules first run, to show layers in forward order.
-        self._first_call = {}
-        self._hooks = [m.register_forward_pre_hook(partial(self._record_call, m)) for m in dict.fromkeys(owners)]
+        chosen = self._choose(pl_module)
+        self._remove_hooks()
+        self._tags, self._params = [w.tag for w in chosen], [w.param for w in chosen]
+        self._order = list(range(len(chosen)))
+        self.layers = list(self._tags)
+        self._forward = ForwardOrder(pl_module, [w.owner for w in chosen])  # until the first batch has run
+        self._trainer, self._pending = trainer, {}
+        if self.measure_at == "after_clipping":
+            self._step_hooks = [opt.register_step_post_hook(self._after_step) for opt in trainer.optimizers]
         device = self._params[0].device
         self._epoch = GradientSums(len(self._params), device)
         self._interval = GradientSums(len(self._params), device)
-        self._row_missing = torch.zeros(5, device=device)
         self._one = torch.ones((), device=device)
         tensorboard = any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers)
         self._histograms = self.log_histograms and tensorboard and trainer.is_global_zero
@@ -142,49 +169,49 @@ class GradientFlowMonitor(Callback):
             rank_zero_warn("GradientFlowMonitor(log_histograms=True) needs a TensorBoardLogger in Trainer(logger=...); "
                            "no histograms will be written.")
 
-    def _record_call(self, module: nn.Module, *_: Any) -> None:
-        self._first_call.setdefault(id(module), len(self._first_call))
-
-    def _sort_forward_order(self) -> None:
-        """Reorder the layers by first call of their module (never-called ones last), then drop the hooks."""
-        self._remove_hooks()
-        last = len(self._first_call)
-        order = sorted(range(len(self._params)), key=lambda i: self._first_call.get(id(self._owners[i]), last))
-        self.layers = [self.layers[i] for i in order]
-        self._params = [self._params[i] for i in order]
-
     def _remove_hooks(self) -> None:
-        for handle in self._hooks:
+        self._scratch = {}
+        if self._forward is not None:
+            self._forward.remove()
+        for handle in self._step_hooks:
             handle.remove()
-        self._hooks = []
+        self._step_hooks = []
 
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any) -> None:
-        if self._hooks:
-            self._sort_forward_order()
+        self._interval_steps += 1
+        if not self._sampler.measures(trainer, optimizer):
+            return
         stepping = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        rows = []
-        for param in self._params:
-            grad = param.grad
-            if grad is None or id(param) not in stepping:
-                rows.append(self._row_missing)
-                continue
-            values = stored_values(grad)
-            l1, l2, max_abs = (torch.linalg.vector_norm(values, o, dtype=torch.float32) for o in (1, 2, math.inf))
-            w_norm = torch.linalg.vector_norm(param.detach(), 2, dtype=torch.float32)
-            row = torch.stack([l1 / param.numel(), l2, l2 / w_norm.clamp_min(_TINY), max_abs, self._one])
-            rows.append(row.to(self._one.device))
-        stats = torch.stack(rows)  # (L, 5) as GradientSums.add reads them, on device: no sync here
+        indices = [i for i, p in enumerate(self._params) if id(p) in stepping]
+        norms = weight_norms([self._params[i] for i in indices])
+        if self.measure_at == "before_clipping":
+            self._measure(indices, norms)
+        else:  # measured by _after_step, with the weights from before the step
+            self._pending[id(optimizer)] = (indices, norms)
+
+    def _after_step(self, optimizer: torch.optim.Optimizer, *_: Any) -> None:
+        pending = self._pending.pop(id(optimizer), None)
+        if pending is not None:  # None: a step outside fit, or one on_before_optimizer_step did not see
+            self._measure(*pending)
+
+    def _measure(self, indices: list[int], w_norms: list[Tensor]) -> None:
+        """Add one step's statistics of the parameters ``indices`` (the stepping ones) to the sums."""
+        stats = step_rows(self._params, indices, w_norms, self._one, self._scratch)  # (L, 5) on the device, no sync
         every = self.log_every_n_steps  # histograms of the step that closes an interval (or opens an epoch)
-        if self._histograms and (self._interval.steps + 1 == every if every else self._epoch.steps == 0):
-            add_histograms(trainer, {t: stored_values(p.grad) for t, p in zip(self.layers, self._params)
-                                     if p.grad is not None and id(p) in stepping})
+        if self._histograms and (self._interval_steps == every if every else self._epoch.steps == 0):
+            add_histograms(self._trainer, {self._tags[i]: stored_values(self._params[i].grad) for i in indices
+                                           if self._params[i].grad is not None})
         self._epoch.add(stats)
         if self.log_every_n_steps is not None:
             self._interval.add(stats)
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
-        if self.log_every_n_steps is not None and self._interval.steps >= self.log_every_n_steps:
-            self._log("grad_step", self._interval.read(), trainer)
+        if self._forward is not None and self._forward.active:  # the first batch has run: layers in forward order
+            self._order = self._forward.order()
+            self.layers = [self._tags[i] for i in self._order]
+        if self.log_every_n_steps is not None and self._interval_steps >= self.log_every_n_steps:
+            self._interval_steps = 0
+            self._log("grad_step", self._interval.read(), trainer)  # measured steps only: none, nothing logged
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._epoch.steps == 0:
@@ -192,7 +219,7 @@ class GradientFlowMonitor(Callback):
         epoch = trainer.current_epoch
         rows = self._epoch.read()
         self._log("grad", rows, trainer)
-        layers = {tag: row for tag, row in zip(self.layers, rows)}
+        layers = {self._tags[i]: rows[i] for i in self._order}
         self.history.append({"epoch": epoch, "step": trainer.global_step, "layers": layers})
         self._warn(epoch, layers)
         n = self.plot_every_n_epochs
@@ -203,25 +230,19 @@ class GradientFlowMonitor(Callback):
     def _log(self, prefix: str, rows: list[dict[str, float]], trainer: Trainer) -> None:
         # A layer with no finite gradient in the interval has NaN statistics: leave them out of the logger (the
         # warning and `history` say so) rather than draw NaN points in TensorBoard.
-        metrics = {f"{prefix}/{tag}/{stat}": row[stat] for tag, row in zip(self.layers, rows) for stat in STATS
-                   if math.isfinite(row[stat])}
+        metrics = {f"{prefix}/{self._tags[i]}/{stat}": rows[i][stat] for i in self._order for stat in STATS
+                   if math.isfinite(rows[i][stat])}
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
 
     def _warn(self, epoch: int, layers: dict[str, dict[str, float]]) -> None:
-        vanishing = [t for t, r in layers.items() if r["mean_abs"] < self.vanishing_threshold]
-        exploding = [t for t, r in layers.items() if r["mean_abs"] > self.exploding_threshold or r["nonfinite_steps"]]
-        parts = []
-        if vanishing:
-            parts.append(f"vanishing gradients (mean |grad| < {self.vanishing_threshold:g}) in: {', '.join(vanishing)}")
-        if exploding:
-            limit = f"mean |grad| > {self.exploding_threshold:g} or NaN/inf"
-            parts.append(f"exploding gradients ({limit}) in: {', '.join(exploding)}")
-        if parts:
-            rank_zero_warn(f"GradientFlowMonitor, epoch {epoch}: {'; '.join(parts)}", category=GradientFlowWarning)
+        message = flow_warning(layers, self.vanishing_threshold, self.exploding_threshold)
+        if message:
+            rank_zero_warn(f"GradientFlowMonitor, epoch {epoch}: {message}", category=GradientFlowWarning)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._remove_hooks()
+        self._sampler = StepSampler(self._every)  # a later fit counts afresh (a resumed one loads the counts)
         if self.plot_every_n_epochs and self.history and trainer.is_global_zero:
             fig = heatmap_figure(self.series("mean_abs"), [e["epoch"] for e in self.history])
             publish_figure(trainer, fig, "grad/flow_heatmap", "gradient_flow_heatmap")
@@ -230,7 +251,9 @@ class GradientFlowMonitor(Callback):
         self._remove_hooks()  # fit failed before the first step: leave the model as it was
 
     def state_dict(self) -> dict[str, Any]:
-        return {"history": self.history}
+        return {"history": self.history, "sampling": self._sampler.state_dict()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = state_dict["history"]
+        if "sampling" in state_dict:  # not in checkpoints written before sampling existed
+            self._sampler.load_state_dict(state_dict["sampling"])
