@@ -87,7 +87,7 @@ def test_nan_loss_stops_before_the_bad_update_and_raises(tmp_path, make_trainer)
     assert all(p.isfinite().all() for p in params(model))
     assert guard.history == [{"step": 4, "epoch": 1, "batch": 1, "what": "loss", "loss": pytest.approx(float("nan"),
                               nan_ok=True), "layers": ["net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias"],
-                              "action": "stop"}]
+                              "action": "stop", "inputs": ""}]
     # The end-of-epoch checkpoint holds the clean weights and loads without unpickling code.
     state = torch.load(checkpoint.last_model_path or checkpoint.best_model_path, weights_only=True)
     assert all(t.isfinite().all() for t in state["state_dict"].values())
@@ -144,7 +144,7 @@ def test_state_round_trips_through_weights_only_load(tmp_path):
     guard = NonFiniteGuard(action="skip")
     guard.skipped = 2
     guard.history = [{"step": 3, "epoch": 0, "batch": 3, "what": "gradients", "loss": None,
-                      "layers": ["net.0.weight"], "action": "skip"}]
+                      "layers": ["net.0.weight"], "action": "skip", "inputs": ""}]
     torch.save(guard.state_dict(), tmp_path / "state.pt")
     restored = NonFiniteGuard(action="skip")
     restored.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
@@ -247,3 +247,16 @@ def test_with_the_gradient_monitor_there_is_no_nan_in_tensorboard_either(tmp_pat
     message, logged = explode(tmp_path, *MONITOR)
     assert message.startswith("NonFiniteGuard: at global step 5")
     assert nan_points(logged) == {}
+
+
+def test_a_non_finite_input_batch_is_named_as_the_cause(tmp_path):
+    from dlbasics.models import Regressor
+
+    x = torch.randn(16, 1)
+    x[3, 0] = float("nan")
+    loader = DataLoader(TensorDataset(x, torch.randn(16, 1)), batch_size=16)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[NonFiniteGuard()], default_root_dir=tmp_path)
+    with pytest.raises(NonFiniteError, match=r"the cause is the input batch, which holds 1 NaN and 0 inf values in "
+                                             r"batch\[0\]: check the data"):
+        trainer.fit(Regressor(input_shape=(1,), num_outputs=1), loader)

@@ -54,8 +54,9 @@ class NonFiniteGuard(Callback):
     the loss was NaN/inf and the parameters whose gradients were not finite (named without ``torch.compile``'s
     ``_orig_mod``).
     ``history`` lists the events as ``{"step": 12, "epoch": 1, "batch": 4, "what": "loss" | "gradients",
-    "loss": nan | None, "layers": ["net.0.weight", ...], "action": "stop" | "skip"}``; ``skipped`` counts the
-    skipped steps. Both are restored from checkpoints.
+    "loss": nan | None, "layers": ["net.0.weight", ...], "action": "stop" | "skip", "inputs": "1 NaN and 0 inf
+    values in batch[0]" | ""}`` (``inputs`` names the input tensors that held NaN/inf: then the data is the
+    cause); ``skipped`` counts the skipped steps. Both are restored from checkpoints.
 
     Args:
         action: ``stop`` ends training at the first bad step; ``skip`` drops bad steps and continues.
@@ -70,7 +71,7 @@ class NonFiniteGuard(Callback):
         self._losses: list[Tensor] = []
         self._param_names: dict[int, str] = {}
         self._running_stats: RunningStats | None = None
-        self._batch_idx = -1
+        self._batch_idx, self._batch = -1, None
         self._stop_message: str | None = None
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -82,7 +83,7 @@ class NonFiniteGuard(Callback):
         self._running_stats.save()  # after any checkpoint was loaded, before the first training forward
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
-        self._batch_idx = batch_idx
+        self._batch_idx, self._batch = batch_idx, batch  # the batch is only looked at when a step goes bad
 
     def on_before_backward(self, trainer: Trainer, pl_module: LightningModule, loss: Tensor) -> None:
         self._losses.append(loss.detach())  # checked with the gradients, to keep to one sync per step
@@ -138,7 +139,8 @@ class NonFiniteGuard(Callback):
                   for i, (p, ok) in enumerate(zip(with_grad, flags)) if not ok]
         what = "loss" if bad_losses else "gradients" if layers else "other rank"
         return {"step": trainer.global_step, "epoch": trainer.current_epoch, "batch": self._batch_idx,
-                "what": what, "loss": bad_losses[0] if bad_losses else None, "layers": layers, "action": self.action}
+                "what": what, "loss": bad_losses[0] if bad_losses else None, "layers": layers, "action": self.action,
+                "inputs": non_finite_inputs(self._batch)}
 
     def _message(self, event: dict[str, Any]) -> str:
         parts = [f"loss is {event['loss']}"] if event["loss"] is not None else []
@@ -146,6 +148,9 @@ class NonFiniteGuard(Callback):
             parts.append(f"non-finite gradients in: {shortlist(event['layers'])}")
         if not parts:
             parts.append("a non-finite loss or gradient on another rank")
+        if event.get("inputs"):  # absent from events restored from older checkpoints
+            parts.append(f"the cause is the input batch, which holds {event['inputs']}: check the data, not the "
+                         "learning rate")
         if self.action == "skip":
             outcome = f"This optimizer step was skipped ({self.skipped} so far); training continues."
         else:
@@ -162,3 +167,17 @@ class NonFiniteGuard(Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history, self.skipped = state_dict["history"], state_dict["skipped"]
+
+
+def non_finite_inputs(batch: Any) -> str:
+    """``"3 NaN and 1 inf values in batch[0]"`` for the floating tensors of a batch (a tensor, tuple, list or dict)
+    that hold NaN or inf, or ``""`` when none does."""
+    items = batch.items() if isinstance(batch, dict) else enumerate(batch) if isinstance(batch, (list, tuple)) \
+        else [("", batch)]
+    found = []
+    for key, value in items:
+        if isinstance(value, Tensor) and value.is_floating_point():
+            nan, inf = int(value.isnan().sum()), int(value.isinf().sum())
+            if nan or inf:
+                found.append(f"{nan} NaN and {inf} inf values in batch{f'[{key!r}]' if key != '' else ''}")
+    return "; ".join(found)
