@@ -15,8 +15,7 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
-from dlbasics.lessons.runner import Variant
-
+from benchmarks.lesson_runs import Reference
 from benchmarks.timing import Side
 
 
@@ -42,15 +41,15 @@ class BareModule(L.LightningModule):
         return self.optimizer(self.parameters())
 
 
-def bare_side(make_net: Callable[[], nn.Module], optimizer: Callable, loss_fn: Callable, variant: Variant) -> Side:
-    """The variant's data, epochs, batch limits and test, trained by a bare Trainer (CPU, one process)."""
+def bare_side(make_net: Callable[[], nn.Module], optimizer: Callable, loss_fn: Callable, ref: Reference) -> Side:
+    """The lesson run's loaded data, epochs, batch limits and test, trained by a bare Trainer (CPU, one process)."""
     def call() -> dict[str, Any]:
-        trainer = L.Trainer(max_epochs=variant.max_epochs, accelerator="cpu", devices=1, logger=False,
+        trainer = L.Trainer(max_epochs=ref.max_epochs, accelerator="cpu", devices=1, logger=False,
                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                            **variant.trainer_kwargs)
+                            num_sanity_val_steps=ref.sanity_batches, **ref.limits)
         module = BareModule(make_net(), loss_fn, optimizer)
-        trainer.fit(module, datamodule=variant.data)
-        if variant.test:
-            trainer.test(module, datamodule=variant.data, verbose=False)
+        trainer.fit(module, datamodule=ref.data)
+        if ref.test:
+            trainer.test(module, datamodule=ref.data, verbose=False)
         return {}
     return lambda: call

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-# A side of a comparison: ``prepare()`` does the untimed set-up (fresh context, variant, datasets) and returns
+# A side of a comparison: ``prepare()`` does the untimed set-up (fresh context, callbacks, datasets) and returns
 # the call that is timed. The timed call returns a small dict (metrics, sample counts), never a live model.
 Side = Callable[[], Callable[[], dict[str, Any]]]
 

@@ -1,7 +1,8 @@
 """The workloads: for each, the sides to time, how often, and the comparisons (with targets) to report.
 
-Raw sides read their budget (epochs, batch sizes, batch limits) from the lesson's own variant, so both
-sides do the same number of steps by construction; the networks and optimizers are written out by hand.
+Raw sides read their budget (epochs, batch sizes, batch limits, whether it tests) from the lesson's own ``Run``,
+built once by ``build_run`` (a ``Reference``), so both sides do the same number of steps by construction; the
+networks and optimizers are written out by hand.
 """
 
 from __future__ import annotations
@@ -14,26 +15,36 @@ from functools import partial
 from typing import Any
 
 import torch
+from lightning.pytorch import Callback
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from dlbasics.callbacks import ActivationStats, GradientFlowMonitor
-from dlbasics.lessons.basics import mnist_cnn_variant, moons_mlp_variant
-from dlbasics.lessons.context import LessonContext
-from dlbasics.lessons.dropout import dropnet_variant
-from dlbasics.lessons.mnist import mlp_variant
-from dlbasics.lessons.regularization import tinynet
-from dlbasics.lessons.runner import Variant
+from dlbasics.callbacks import (ActivationStats, ConfusionMatrix, DecisionBoundary, FeatureMaps, GradientFlowMonitor,
+                                Misclassified, RegressionFit)
+from dlbasics.lessons.basics import CNN, MOONS
+from dlbasics.lessons.dropout import BY_RATE
+from dlbasics.lessons.mnist import MLP
+from dlbasics.lessons.regularization import MAIN
+from dlbasics.lessons.runner import Run
 
 from benchmarks import raw_loops
 from benchmarks.bare_lightning import bare_side
 from benchmarks.flops import MATMUL_SIDE, matmul_side, rate_notes
-from benchmarks.lesson_runs import ROOT, Build, Settings, lesson_side, reference, validation_split
+from benchmarks.lesson_runs import ROOT, Reference, Settings, lesson_side, one_epoch, reference, validation_split
 from benchmarks.raw_loops import Stage, TensorBatches, mnist_pixels, train_and_evaluate
 from benchmarks.report import Row
 from benchmarks.timing import Side, Timings
 
 LESSONS_ALL_TARGET_S = 300.0
+TINYNET = MAIN[0]  # tinynet("none")
+DROPNET = BY_RATE[0.5]
+# The figure callbacks the lessons pass to ``ctx.run`` with these runs (lessons/*.py), made fresh for each run.
+FIGURES: dict[str, Callable[[], list[Callback]]] = {
+    "tinynet": lambda: [RegressionFit(every_n_epochs=100)],
+    "moons": lambda: [DecisionBoundary(every_n_epochs=5, stage="test")],
+    "mnist_mlp": lambda: [ConfusionMatrix(stage="test"), Misclassified(stage="test", n_wrong=8, n_right=8)],
+    "mnist_cnn": lambda: [FeatureMaps(n_inputs=8)],
+}
 
 
 @dataclass
@@ -109,93 +120,82 @@ def raw_side(make_net: Callable[[], torch.nn.Module], optimizer: Callable, loss_
     return lambda: call
 
 
-def tensor_stages(variant: Variant) -> tuple[Stage, Stage, Stage | None]:
-    """Train/val/test batches sliced from the variant's own split tensors, with its batch sizes and limits."""
-    data, limits = variant.data, variant.trainer_kwargs
+def tensor_stages(ref: Reference) -> tuple[Stage, Stage, Stage | None]:
+    """Train/val/test batches sliced from the run's own split tensors, with its batch sizes and limits."""
+    data, limits = ref.data, ref.limits
     batch = None if data.batch_size == "full" else data.batch_size
     eval_batch = data.eval_batch_size or data.batch_size
     eval_batch = None if eval_batch == "full" else eval_batch
     return (Stage(TensorBatches(*data.split("train"), batch, shuffle=batch is not None),
                   limits.get("limit_train_batches")),
             Stage(TensorBatches(*data.split(validation_split(data)), eval_batch), limits.get("limit_val_batches")),
-            Stage(TensorBatches(*data.split("test"), eval_batch), limits.get("limit_test_batches")) if variant.test
+            Stage(TensorBatches(*data.split("test"), eval_batch), limits.get("limit_test_batches")) if ref.test
             else None)
 
 
 def tinynet_sides(settings: Settings) -> dict[str, Side]:
-    build = partial(tinynet, name="none")
-    ref = reference(settings, "regularization", build)
+    ref = reference(settings, TINYNET)
     sgd = partial(torch.optim.SGD, lr=0.01)
     return {"raw tensors": raw_side(raw_loops.tinynet, sgd, F.mse_loss, ref.max_epochs, tensor_stages(ref)),
             "bare Lightning": bare_side(raw_loops.tinynet, sgd, F.mse_loss, ref),
-            "dlbasics": lesson_side(settings, "regularization", build, ref.data)}
+            "dlbasics": lesson_side(settings, "regularization", ref, FIGURES["tinynet"])}
 
 
 def dropnet_sides(settings: Settings) -> dict[str, Side]:
-    build = partial(dropnet_variant, name="dropout_0.5", dropout=0.5)
-    ref = reference(settings, "dropout", build)
+    ref = reference(settings, DROPNET)
     net, adam = partial(raw_loops.dropnet, 0.5), partial(torch.optim.Adam, lr=0.08)
     return {"raw tensors": raw_side(net, adam, F.cross_entropy, ref.max_epochs, tensor_stages(ref)),
             "bare Lightning": bare_side(net, adam, F.cross_entropy, ref),
-            "dlbasics": lesson_side(settings, "dropout", build, ref.data)}
+            "dlbasics": lesson_side(settings, "dropout", ref)}
 
 
 def moons_sides(settings: Settings) -> dict[str, Side]:
-    ref = reference(settings, "basics", moons_mlp_variant)
+    ref = reference(settings, MOONS)
     adam = partial(torch.optim.Adam, lr=3e-3, weight_decay=1e-4)
     (x, y), (x_test, y_test) = ref.data.split("train"), ref.data.split("test")
     test_loader = Stage(DataLoader(TensorDataset(x_test, y_test), batch_size=64))
     loaders = (Stage(DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True)), test_loader, test_loader)
     return {"raw tensors": raw_side(raw_loops.moons_mlp, adam, F.cross_entropy, ref.max_epochs, tensor_stages(ref)),
             "bare Lightning": bare_side(raw_loops.moons_mlp, adam, F.cross_entropy, ref),
-            "dlbasics": lesson_side(settings, "basics", moons_mlp_variant, ref.data),
+            "dlbasics": lesson_side(settings, "basics", ref, FIGURES["moons"]),
             "lesson DataLoader": raw_side(raw_loops.moons_mlp, adam, F.cross_entropy, ref.max_epochs, loaders)}
 
 
-def one_epoch(build: Build) -> Build:
-    """The lesson's variant with ``max_epochs = 1``."""
-    def one(ctx: LessonContext) -> Variant:
-        variant = build(ctx)
-        variant.max_epochs = 1
-        return variant
-    return one
-
-
-def torchvision_stages(settings: Settings, variant: Variant) -> tuple[Stage, None, Stage]:
+def torchvision_stages(settings: Settings, ref: Reference) -> tuple[Stage, None, Stage]:
     """The notebooks' loaders: torchvision MNIST (PIL -> ToTensor -> Normalize per sample), 60,000 train, 10,000 test.
 
-    The datasets are built here, untimed, as the dlbasics side's data is loaded before timing.
+    The datasets are built here, untimed, from the files the reference's ``prepare_data`` put on disk.
     """
     from torchvision import datasets, transforms  # only this baseline needs torchvision's datasets
 
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
     train = datasets.MNIST(root=settings.data_dir, train=True, transform=transform, download=False)
     test = datasets.MNIST(root=settings.data_dir, train=False, transform=transform, download=False)
-    limits = variant.trainer_kwargs
-    return (Stage(DataLoader(train, batch_size=128, shuffle=True), limits.get("limit_train_batches")),
-            None, Stage(DataLoader(test, batch_size=1000), limits.get("limit_test_batches")))
+    return (Stage(DataLoader(train, batch_size=128, shuffle=True), ref.limits.get("limit_train_batches")),
+            None, Stage(DataLoader(test, batch_size=1000), ref.limits.get("limit_test_batches")))
 
 
-def mnist_sides(settings: Settings, lesson: str, build: Build, make_net: Callable) -> dict[str, Side]:
-    ref = reference(settings, lesson, one_epoch(build))
+def mnist_sides(settings: Settings, lesson: str, run: Run, make_net: Callable,
+                figures: Callable[[], list[Callback]]) -> dict[str, Side]:
+    ref = reference(settings, one_epoch(run))
     adam = partial(torch.optim.Adam, lr=1e-3)
     return {"raw tensors": raw_side(make_net, adam, F.cross_entropy, 1, tensor_stages(ref), to_input=mnist_pixels),
-            "dlbasics": lesson_side(settings, lesson, one_epoch(build), ref.data),
+            "dlbasics": lesson_side(settings, lesson, ref, figures),
             "torchvision loop": raw_side(make_net, adam, F.cross_entropy, 1, torchvision_stages(settings, ref))}
 
 
 def cnn_sides(settings: Settings) -> dict[str, Side]:
     """The MNIST sides for the small CNN, plus the matmul rate measured between them."""
-    sides = mnist_sides(settings, "basics", mnist_cnn_variant, raw_loops.small_cnn)
+    sides = mnist_sides(settings, "basics", CNN, raw_loops.small_cnn, FIGURES["mnist_cnn"])
     return {**sides, MATMUL_SIDE: matmul_side()}
 
 
 def callbacks_sides(settings: Settings) -> dict[str, Side]:
-    build = one_epoch(mnist_cnn_variant)
-    ref = reference(settings, "basics", build)
-    return {"without callbacks": lesson_side(settings, "basics", build, ref.data),
-            "with callbacks": lesson_side(settings, "basics", build, ref.data,
-                                          extra_callbacks=lambda: [GradientFlowMonitor(), ActivationStats()])}
+    ref = reference(settings, one_epoch(CNN))
+    figures = FIGURES["mnist_cnn"]
+    return {"without callbacks": lesson_side(settings, "basics", ref, figures),
+            "with callbacks": lesson_side(settings, "basics", ref,
+                                          lambda: [*figures(), GradientFlowMonitor(), ActivationStats()])}
 
 
 def lessons_all_sides(settings: Settings) -> dict[str, Side]:
@@ -209,11 +209,19 @@ def lessons_all_sides(settings: Settings) -> dict[str, Side]:
     return {"dlbasics lesson all": lambda: call}
 
 
+# Since the lessons became configs + overrides, a lesson run builds its model, datamodule and trainer through the
+# LightningCLI parser inside ``ctx.run``; the dlbasics side times that too, as it is what a lesson run costs.
+LESSON_NOTE = ("dlbasics: the lesson's `Run` fitted (and tested) by `LessonContext.run` with the figure callbacks "
+               "the lesson passes it, as `dlbasics lesson` runs it; timed from parsing the config through building "
+               "model, datamodule and trainer, making or loading the data, to the end of the test.")
 MNIST_NOTES = [
-    "dlbasics: the lesson's variant with max_epochs 1: trains on the 55,000-image train split (batch 128), "
+    f"{LESSON_NOTE} The MNIST files are on disk before timing (`prepare_data` ran once, untimed); reading and "
+    "checking them is timed.",
+    "dlbasics: the lesson's run with `--trainer.max_epochs=1`: trains on the 55,000-image train split (batch 128), "
     "Lightning's 2-batch sanity check, validation on the 5,000-image val split (batch 1000), test on the 10,000 "
     "test images, the lesson's figure callbacks and TensorBoard logging.",
-    "raw tensors: the same splits and batch sizes as uint8 tensors in memory, normalised per batch; train, val, test.",
+    "raw tensors: the same splits and batch sizes as uint8 tensors in memory (loaded before timing), normalised "
+    "per batch; train, val, test.",
     "torchvision loop: the notebook's torchvision MNIST + ToTensor + Normalize, DataLoader batch 128 shuffled over "
     "all 60,000 training images (5,000 more than dlbasics trains on), then the 10,000 test images in batches of "
     "1000; no separate validation. Dataset objects are built before timing.",
@@ -267,13 +275,14 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
              [Comparison("raw tensors", target=at_most(3)), *FLOOR], [
         "Both: 500 full-batch SGD epochs (fast: 50), MSE; validation each epoch on 100 noiseless points (the "
         "SineDataModule's val split, identical to its test split), test once at the end.",
-        "dlbasics also draws the RegressionFit figure and logs to TensorBoard.",
+        f"{LESSON_NOTE} It also draws the RegressionFit figure and logs to TensorBoard.",
         "bare Lightning: the raw loop's network, loss and optimizer in a LightningModule that logs nothing, on the "
         "same datamodule, with no callbacks, logger or checkpointing (benchmarks/bare_lightning.py)."],
              gap=TINY_GAP),
     Workload("dropnet", "L4 DropNet quadratic", dropnet_sides,
              [Comparison("raw tensors", target=at_most(3)), *FLOOR], [
-        "Both: 80 full-batch Adam epochs (fast: 8), dropout 0.5; validation loss and accuracy each epoch; no test."],
+        "Both: 80 full-batch Adam epochs (fast: 8), dropout 0.5; validation loss and accuracy each epoch; no test.",
+        f"{LESSON_NOTE} The lesson gives this run no figure callbacks."],
              gap=TINY_GAP),
     Workload("moons", "L7 moons MLP", moons_sides,
              [Comparison("raw tensors"), *FLOOR, Comparison("lesson DataLoader", "baseline/dlbasics", at_least(4)),
@@ -281,9 +290,11 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
         "All: 40 epochs (fast: 4), batch 64, validation on the test split each epoch, test at the end.",
         "raw tensors: randperm + index slices of the in-memory tensors; lesson DataLoader: TensorDataset + "
         "DataLoader(batch_size=64, shuffle=True), test DataLoader(batch_size=64).",
-        "dlbasics also draws the DecisionBoundary figure every 5 epochs and logs to TensorBoard."], gap=MOONS_GAP),
-    Workload("mnist_mlp", "MNIST 784-128-10, one epoch", partial(mnist_sides, lesson="mnist", build=mlp_variant,
-                                                                   make_net=raw_loops.mnist_mlp),
+        f"{LESSON_NOTE} It also draws the DecisionBoundary figure every 5 epochs and logs to TensorBoard."],
+             gap=MOONS_GAP),
+    Workload("mnist_mlp", "MNIST 784-128-10, one epoch", partial(mnist_sides, lesson="mnist", run=MLP,
+                                                                   make_net=raw_loops.mnist_mlp,
+                                                                   figures=FIGURES["mnist_mlp"]),
              [Comparison("raw tensors"), Comparison("torchvision loop", "baseline/dlbasics", at_least(5))],
              [*MNIST_NOTES, "dlbasics also draws the confusion-matrix and misclassified-digits figures after the "
                             "test."],
@@ -296,8 +307,9 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
                            target_side="dlbasics", target_fraction=0.40), gap=CNN_GAP),
     Workload("callbacks", "CNN callbacks overhead", callbacks_sides,
              [Comparison("without callbacks", "dlbasics/baseline", at_most(1.10), dlbasics="with callbacks")], [
-        "The mnist_cnn dlbasics run, with GradientFlowMonitor() and ActivationStats() (default arguments) "
-        "appended to the lesson's callbacks, against the same run without them."], max_repeats=3,
+        "The mnist_cnn dlbasics run (config parsing and MNIST loading included on both sides), with "
+        "GradientFlowMonitor() and ActivationStats() (default arguments) appended to the lesson's callbacks, "
+        "against the same run without them."], max_repeats=3,
              gap=CALLBACKS_GAP),
     Workload("lessons_all", "`dlbasics lesson all`", lessons_all_sides,
              [Comparison(None, target=Target(f"≤ {LESSONS_ALL_TARGET_S:g} s", lambda ratio: ratio <= 1.0),
