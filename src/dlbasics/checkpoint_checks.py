@@ -28,11 +28,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def check_network_settings(path: str | Path, network: dict[str, Any] | None) -> None:
-    """Raise a ValueError if the checkpoint was trained with other network settings than ``network``
-    (``{"class_path", "init_args"}`` as the config gives it). Lightning would otherwise load the checkpoint's
-    settings over the config's without a word."""
-    saved = load_checkpoint(path).get("hyper_parameters", {}).get("network")
+def check_network_settings(path: str | Path, checkpoint: dict[str, Any], network: dict[str, Any] | None) -> None:
+    """Raise a ValueError if ``checkpoint`` (loaded from ``path``) was trained with other network settings than
+    ``network`` (``{"class_path", "init_args"}`` as the config gives it). Lightning would otherwise load the
+    checkpoint's settings over the config's without a word."""
+    saved = checkpoint.get("hyper_parameters", {}).get("network")
     if not isinstance(saved, dict) or not isinstance(network, dict):
         return
     (saved_class, saved_args), (my_class, my_args) = _comparable(saved), _comparable(network)
@@ -44,9 +44,9 @@ def check_network_settings(path: str | Path, network: dict[str, Any] | None) -> 
                          "was trained with (its run folder's config.yaml)")
 
 
-def check_parameter_shapes(path: str | Path, model: LightningModule) -> None:
-    """Raise a ValueError if the checkpoint's parameters and buffers don't have ``model``'s names and shapes."""
-    checkpoint = load_checkpoint(path)
+def check_parameter_shapes(path: str | Path, checkpoint: dict[str, Any], model: LightningModule) -> None:
+    """Raise a ValueError if the parameters and buffers of ``checkpoint`` (loaded from ``path``) don't have
+    ``model``'s names and shapes."""
     shapes = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     stored = {name: tuple(t.shape) for name, t in checkpoint["state_dict"].items() if isinstance(t, torch.Tensor)}
     differ = sorted(name for name in shapes.keys() & stored.keys() if shapes[name] != stored[name])

@@ -14,13 +14,13 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
-from dlbasics.checkpoint_checks import check_network_settings, check_parameter_shapes
+from dlbasics.checkpoint_checks import check_network_settings, check_parameter_shapes, load_checkpoint
+from dlbasics.cli import LIGHTNING_SUBCOMMANDS
 from dlbasics.data.base import TensorDataModule
 from dlbasics.leftovers import outermost_missing
-from dlbasics.predictions import save_predictions
 from dlbasics.models.system import System
+from dlbasics.predictions import save_predictions
 from dlbasics.resume import find_last_checkpoint
-
 
 SETTINGS_HINT = ("The model's and the data's own settings: --model.help CLASS and --data.help CLASS, e.g. "
                  "--model.help dlbasics.models.Classifier, --data.help dlbasics.data.MoonsDataModule; a network's: "
@@ -39,12 +39,19 @@ class DLBasicsCLI(LightningCLI):
 
     def parse_arguments(self, parser, args) -> None:  # noqa: ANN001 (LightningCLI's signature)
         super().parse_arguments(parser, args)
+        self._checkpoint: tuple[str, dict[str, Any]] | None = None  # (path, content): loaded once, checked twice
         # Before Lightning reads the checkpoint's settings over the config's (in __init__, right after this).
         subcommand = self.config.get("subcommand")
         path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if path not in (None, *LIGHTNING_CKPT_NAMES):
             network = self.config[subcommand]["model"].get("init_args", {}).get("network")
-            check_network_settings(path, network.as_dict() if hasattr(network, "as_dict") else network)
+            check_network_settings(path, self._load_checkpoint(path),
+                                   network.as_dict() if hasattr(network, "as_dict") else network)
+
+    def _load_checkpoint(self, path: str) -> dict[str, Any]:
+        if self._checkpoint is None or self._checkpoint[0] != path:  # `--ckpt_path last` resolves to a path later
+            self._checkpoint = (path, load_checkpoint(path))
+        return self._checkpoint[1]
 
     # LightningCLI runs ``self.<subcommand>`` where defined: each runs the trainer's, removing a failed run's folder.
     def fit(self, **kwargs: Any) -> None:
@@ -94,7 +101,8 @@ class DLBasicsCLI(LightningCLI):
     def _check_checkpoint(self) -> None:
         path = self.config_init[self.subcommand].get("ckpt_path")
         if path not in (None, *LIGHTNING_CKPT_NAMES):
-            check_parameter_shapes(path, self.model)
+            check_parameter_shapes(path, self._load_checkpoint(path), self.model)
+        self._checkpoint = None  # Lightning loads it again to restore: don't hold a second copy while training
 
     def _resolve_last_checkpoint(self, required: bool) -> None:
         """``--ckpt_path last``: the newest ``last.ckpt`` of any version of this run's log folder.
@@ -197,8 +205,7 @@ def fit_main(args: list[str]) -> int:
     """``dlbasics fit|validate|test|predict ARGS``: the exit status. A bad argument raises ``ArgumentError`` (the
     ``dlbasics`` command prints it as one line) instead of printing the whole usage before it."""
     try:
-        subcommands = {name: {"exit_on_error": False, "epilog": SETTINGS_HINT}
-                       for name in ("fit", "validate", "test", "predict")}
+        subcommands = {name: {"exit_on_error": False, "epilog": SETTINGS_HINT} for name in LIGHTNING_SUBCOMMANDS}
         cli_main(args, parser_kwargs={"exit_on_error": False, **subcommands})
     finally:
         release_process_group()

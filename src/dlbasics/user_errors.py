@@ -11,7 +11,6 @@ import argparse
 import os
 
 
-
 class UserError(Exception):
     """Base of the project's errors that a user's input or files cause (not bugs): shown as one line."""
 
