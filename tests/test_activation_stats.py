@@ -58,6 +58,16 @@ def test_dead_units_are_counted(make_trainer):
     assert "saturated_frac" not in stats.history[0]["layers"]["net.1"]
 
 
+def test_leaky_units_that_are_never_positive_are_negative_not_dead(make_trainer):
+    # The same layer as above with LeakyReLU: units 3 and 4 are never positive, but they still pass gradient.
+    net = nn.Sequential(linear([[1, 1], [1, 0], [0, 1], [-1, -1], [-2, 0]], [0.1, 0.1, 0.1, -0.1, -0.1]),
+                        nn.LeakyReLU(0.01))
+    stats = ActivationStats()
+    fit(make_trainer, net, torch.rand(64, 2), stats, batch_size=16)
+    layer = stats.history[0]["layers"]["net.1"]
+    assert layer["negative_frac"] == pytest.approx(0.4) and layer["units"] == 5 and "dead_frac" not in layer
+
+
 def test_dead_channels_of_a_conv_layer(make_trainer):
     conv = nn.Conv2d(1, 4, 3, padding=1)
     with torch.no_grad():
@@ -65,7 +75,7 @@ def test_dead_channels_of_a_conv_layer(make_trainer):
         conv.weight[2].fill_(-0.1)  # channel 2 is negative for positive images
         conv.bias.zero_()
     stats = ActivationStats()
-    fit(make_trainer, nn.Sequential(conv, nn.LeakyReLU()), torch.rand(8, 1, 6, 6) + 0.1, stats, max_epochs=1)
+    fit(make_trainer, nn.Sequential(conv, nn.ReLU()), torch.rand(8, 1, 6, 6) + 0.1, stats, max_epochs=1)
     assert stats.history[0]["layers"]["net.1"]["dead_frac"] == pytest.approx(0.25)
 
 

@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from dlbasics.checks import check_choice
+from dlbasics.checks import check_choice, check_probability
 from dlbasics.data.base import BatchSize, Split, TensorDataModule, take_splits
 from dlbasics.data.splits import ordered_split, split_sizes
 
@@ -32,14 +32,18 @@ class Toy2DDataModule(TensorDataModule):
         test_fraction: share of the points for testing.
         batch_size: training batch size, or ``"full"`` (the lessons' full-batch training).
         eval_batch_size: batch size for validation and test; None uses ``batch_size``.
-        seed: seed of the points and the training order.
+        seed: seed of the points, of the flipped labels and of the training order.
+        label_noise: fraction of the training labels flipped to the other class, in [0, 1): exactly
+            ``round(label_noise * len(train split))`` of them, chosen from ``seed``. Validation and test labels stay
+            clean, and the points are the same as with 0, so a run with noise sees the same inputs.
     """
 
     def __init__(self, boundary: Literal["linear", "quadratic"] = "linear", n_samples: int = 200,
                  val_fraction: float = 0.0, test_fraction: float = 0.0, batch_size: BatchSize = "full",
-                 eval_batch_size: BatchSize | None = None, seed: int = 0) -> None:
+                 eval_batch_size: BatchSize | None = None, seed: int = 0, label_noise: float = 0.0) -> None:
         super().__init__(batch_size, eval_batch_size, seed)
         check_choice(boundary, "boundary", list(BOUNDARIES))
+        self.label_noise = check_probability(label_noise, "label_noise")
         split_sizes(n_samples, val_fraction, test_fraction)  # fails early on impossible splits
         self.boundary, self.n_samples = boundary, n_samples
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
@@ -53,7 +57,12 @@ class Toy2DDataModule(TensorDataModule):
         return 2
 
     def build_splits(self) -> dict[str, Split]:
-        x = torch.randn(self.n_samples, 2, generator=torch.Generator().manual_seed(self.seed))
+        generator = torch.Generator().manual_seed(self.seed)
+        x = torch.randn(self.n_samples, 2, generator=generator)
         y = BOUNDARIES[self.boundary](x).long()
         parts = ordered_split(self.n_samples, self.val_fraction, self.test_fraction)
+        if self.label_noise > 0:  # drawn after x: the points do not depend on the noise
+            train = parts[0]
+            flipped = train[torch.randperm(len(train), generator=generator)[: round(self.label_noise * len(train))]]
+            y[flipped] = 1 - y[flipped]  # two classes: flip to the other one
         return take_splits(x, y, parts)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from statistics import fmean
+from collections.abc import Mapping
+from statistics import fmean, median
 
 from dlbasics.activation_plot import activation_functions_figure
 from dlbasics.callbacks import ActivationStats, ActivationSwap, GradientFlowMonitor
+from dlbasics.lessons.claims import Claim
 from dlbasics.lessons.context import LessonContext
 from dlbasics.lessons.plots import lines_figure, overlay_curves
-from dlbasics.lessons.runner import Run, RunResult
+from dlbasics.lessons.runner import Run, RunResult, SeedRuns, stack
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu")
 FIRST_LAYER = "network.layers.0"  # the first Linear of the MLP
@@ -19,18 +21,48 @@ SWAP = Run("swap_tanh_to_relu", "activation_swap.yaml",
 RUNS = (*PER_ACTIVATION.values(), SWAP)
 
 
-def monitors(result: RunResult) -> tuple[GradientFlowMonitor, ActivationStats]:
-    return result.callback(GradientFlowMonitor), result.callback(ActivationStats)
+def first_layer_grads(result: RunResult) -> list[float]:
+    """Mean |gradient| of the first layer's weights, per epoch."""
+    return result.callback(GradientFlowMonitor).series("mean_abs")[FIRST_LAYER]
 
 
-def unit_fraction(stats: ActivationStats, key: str) -> list[float]:
-    """Per epoch, the hidden activation layer's fraction of dead (or saturated) units; [] if not defined."""
+def early_grad(result: RunResult) -> float:
+    """The first layer's mean |gradient| over the first 10 epochs, while the loss is still high."""
+    return fmean(first_layer_grads(result)[:10])
+
+
+def unit_fraction(result: RunResult, key: str) -> list[float]:
+    """Per epoch, the hidden activation layer's fraction of dead, negative or saturated units; [] if not defined."""
     values = []
-    for entry in stats.history:
+    for entry in result.callback(ActivationStats).history:
         (layer,) = entry["layers"].values()  # one hidden activation
         if key in layer:
             values.append(layer[key])
     return values
+
+
+def swap_epoch(result: RunResult) -> int:
+    (epoch,) = [swap.at_epoch for swap in result.callback(ActivationSwap).schedule]
+    return epoch
+
+
+def swap_jump(result: RunResult) -> float:
+    """How the loss changes at the swap epoch, in units of its typical change per epoch over the 10 before."""
+    loss, at = result.curves["train/loss"], swap_epoch(result)
+    before = [abs(b - a) for a, b in zip(loss[max(0, at - 11):at - 1], loss[max(1, at - 10):at])]
+    return abs(loss[at] - loss[at - 1]) / max(median(before), 1e-12)
+
+
+def gradient_ratio(results: Mapping[str, RunResult]) -> float:
+    return early_grad(results["sigmoid"]) / early_grad(results["relu"])
+
+
+CLAIMS = (
+    Claim("L1.c", "sigmoid saturates: its first layer's mean |grad| over the first 10 epochs is smaller than ReLU's "
+          "(measure: sigmoid over ReLU)", gradient_ratio, runs=("sigmoid", "relu"), below=1.0),
+    Claim("L1.d", "the swap shows in the loss curve: the loss changes at the swap epoch by over 3 times its "
+          "typical change per epoch before it", lambda r: swap_jump(r[SWAP.name]), runs=(SWAP.name,), above=3.0),
+)
 
 
 def run(ctx: LessonContext) -> None:
@@ -40,33 +72,36 @@ def run(ctx: LessonContext) -> None:
     runs = {act: ctx.run(run) for act, run in PER_ACTIVATION.items()}
     ctx.figure(overlay_curves(list(runs.values()), ["train/loss"], "L1.b loss per activation (same initial weights)"),
                "l1b_loss_curves")
-    first_grads = {act: monitors(r)[0].series("mean_abs")[FIRST_LAYER] for act, r in runs.items()}
+    first_grads = {act: stack([first_layer_grads(r) for r in seeds.results]) for act, seeds in runs.items()}
     ctx.figure(lines_figure({"first layer mean |grad|": first_grads}, "L1.c first-layer gradient per activation",
                             log_y=True), "l1c_first_layer_gradients")
-    dead = {act: unit_fraction(monitors(r)[1], "dead_frac") for act, r in runs.items()}
-    saturated = {act: unit_fraction(monitors(r)[1], "saturated_frac") for act, r in runs.items()}
-    ctx.figure(lines_figure({"dead units (ReLU family)": {a: v for a, v in dead.items() if v},
-                             "saturated outputs (sigmoid, tanh)": {a: v for a, v in saturated.items() if v}},
-                            "L1 extension: dead and saturated units", ylabel="fraction"), "l1_dead_and_saturated")
-    for act, result in runs.items():
-        grads = first_grads[act]
-        report.add("L1.b-c per activation", act, final_train_loss=result.last("train/loss"),
-                   final_train_acc=result.last("train/acc"), first_layer_grad_epoch0=grads[0],
-                   first_layer_grad_first10=fmean(grads[:10]),
-                   first_layer_grad_mean=fmean(grads),
-                   dead_frac=dead[act][-1] if dead[act] else "-",
-                   saturated_frac=saturated[act][-1] if saturated[act] else "-")
+    fractions = {kind: {act: stack([unit_fraction(r, kind) for r in seeds.results]) for act, seeds in runs.items()
+                        if unit_fraction(seeds.first, kind)}
+                 for kind in ("dead_frac", "negative_frac", "saturated_frac")}
+    ctx.figure(lines_figure({"dead units (ReLU)": fractions["dead_frac"],
+                             "never-positive units (LeakyReLU: not dead)": fractions["negative_frac"],
+                             "saturated outputs (sigmoid, tanh)": fractions["saturated_frac"]},
+                            "L1 extension: dead, negative and saturated units", ylabel="fraction"),
+               "l1_dead_and_saturated")
+    for act, seeds in runs.items():
+        report.add("L1.b-c per activation", act, final_train_loss=seeds.last("train/loss"),
+                   final_train_acc=seeds.last("train/acc"),
+                   first_layer_grad_epoch0=seeds.each(lambda r: first_layer_grads(r)[0]),
+                   first_layer_grad_first10=seeds.each(early_grad),
+                   first_layer_grad_mean=seeds.each(lambda r: fmean(first_layer_grads(r))))
+        for kind in fractions:
+            if act in fractions[kind]:
+                report.add("L1.b-c per activation", act, **{kind: seeds.each(lambda r: unit_fraction(r, kind)[-1])})
 
     swapped = ctx.run(SWAP)
-    (swap_epoch,) = [swap.at_epoch for swap in swapped.callback(ActivationSwap).schedule]
-    loss = swapped.curves["train/loss"]
-    ctx.figure(overlay_curves([swapped], ["train/loss"], f"L1.d tanh for {swap_epoch} epochs, then ReLU",
-                              marks={swap_epoch: "tanh -> relu"}), "l1d_activation_swap")
-    report.add("L1.d activation swap", "tanh -> relu", loss_before_swap=loss[swap_epoch - 1],
-               loss_at_swap=loss[swap_epoch], final_loss=loss[-1])
-
-    report.key.update({f"first-layer mean |grad| in epoch 0, {act}": first_grads[act][0] for act in ACTIVATIONS})
+    at = swap_epoch(swapped.first)
+    ctx.figure(overlay_curves([swapped], ["train/loss"], f"L1.d tanh for {at} epochs, then ReLU",
+                              marks={at: "tanh -> relu"}), "l1d_activation_swap")
+    report.add("L1.d activation swap", "tanh -> relu",
+               loss_before_swap=swapped.each(lambda r: r.curves["train/loss"][at - 1]),
+               loss_at_swap=swapped.each(lambda r: r.curves["train/loss"][at]),
+               final_loss=swapped.last("train/loss"), jump_over_typical_change=swapped.each(swap_jump))
+    report.add_key(**{f"first-layer mean |grad|, first 10 epochs, {act}": runs[act].each(early_grad)
+                      for act in ACTIVATIONS})
     report.notes.append("Gradients shrink for every activation as the loss falls, so the saturation effect shows "
-                        "at the start (epoch 0 and the first 10 epochs): sigmoid's first-layer gradient is the "
-                        "smallest there. Later the slower sigmoid net still has the larger loss, and gradients.")
-    report.key.update({"loss before / at the swap": f"{loss[swap_epoch - 1]:.4f} / {loss[swap_epoch]:.4f}"})
+                        "at the start (the first 10 epochs): sigmoid's first-layer gradient is the smallest there.")

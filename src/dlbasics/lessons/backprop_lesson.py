@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from statistics import fmean as mean
 
 from dlbasics.backprop import EXAMPLES, add_arguments, backprop, by_hand
 from dlbasics.callbacks import GradientFlowMonitor
+from dlbasics.lessons.claims import Claim
 from dlbasics.lessons.context import LessonContext
 from dlbasics.lessons.plots import lines_figure
-from dlbasics.lessons.runner import Run, RunResult
+from dlbasics.lessons.runner import Run, RunResult, stack
 
 # L2.b reuses the L2.c config with the small net's settings: 2 -> 10 -> 2 ReLU, Adam lr 0.1, 60 epochs.
 SMALL = Run("relu_2_10_2", "deep_sigmoid.yaml", ("--model.network.hidden_sizes=[10]",
@@ -19,7 +21,7 @@ DEEP = {act: Run(f"deep_{act}", "deep_sigmoid.yaml", (f"--model.network.activati
         for act in ("sigmoid", "relu")}
 RUNS = (SMALL, *DEEP.values())
 
-__all__ = ["RUNS", "add_arguments", "handle_arguments", "run"]  # add_arguments: the by-hand example's numbers
+__all__ = ["CLAIMS", "RUNS", "add_arguments", "handle_arguments", "run"]  # add_arguments: the example's numbers
 
 
 def handle_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int | None:
@@ -32,6 +34,38 @@ def layer_grads(result: RunResult) -> dict[str, list[float]]:
     return result.callback(GradientFlowMonitor).series("mean_abs")
 
 
+def hidden_grads(result: RunResult) -> dict[str, list[float]]:
+    """``{hidden layer: mean |grad| per epoch}``: every weight layer but the output layer."""
+    return dict(list(layer_grads(result).items())[:-1])
+
+
+def first_hidden(result: RunResult) -> float:
+    """The first hidden layer's mean |grad|, averaged over the epochs."""
+    return mean(next(iter(hidden_grads(result).values())))
+
+
+def first_over_last(result: RunResult) -> float:
+    """First over last hidden layer's epoch-mean |grad|: far below 1 when gradients vanish on the way back."""
+    layers = list(hidden_grads(result).values())
+    return mean(layers[0]) / mean(layers[-1])
+
+
+def hand_vs_autograd(results: Mapping[str, RunResult]) -> float:
+    """The largest |hand - autograd| difference over both examples' chain-rule factors (no run needed)."""
+    return max(backprop(**inputs, name=name).max_abs_diff for name, inputs in EXAMPLES.items())
+
+
+DEEP_RUNS = tuple(r.name for r in DEEP.values())
+CLAIMS = (
+    Claim("L2.a", "the hand-computed chain-rule gradients agree with autograd's to float precision (below 1e-6)",
+          hand_vs_autograd, runs=(), below=1e-6),
+    Claim("L2.c", "in the deep sigmoid net the first hidden layer's gradient is below a tenth of the ReLU net's",
+          lambda r: first_hidden(r["deep_sigmoid"]) / first_hidden(r["deep_relu"]), runs=DEEP_RUNS, below=0.1),
+    Claim("L2.c", "in the deep sigmoid net the first hidden layer's gradient is below a tenth of its last's",
+          lambda r: first_over_last(r["deep_sigmoid"]), runs=("deep_sigmoid",), below=0.1),
+)
+
+
 def run(ctx: LessonContext) -> None:
     report = ctx.report
     tables = []
@@ -39,27 +73,29 @@ def run(ctx: LessonContext) -> None:
         result = backprop(**inputs, name=name)
         tables.append(result.format_table())
         report.add("L2.a hand vs autograd", name, loss=float(result.steps["loss"]), max_abs_diff=result.max_abs_diff)
-        report.key[f"L2.a max |hand - autograd|, {name}"] = result.max_abs_diff
     report.text = "\n\n".join(tables)
 
     small = ctx.run(SMALL)
-    ctx.figure(lines_figure({"mean |grad| per layer": layer_grads(small)}, "L2.b gradient flow, 2 -> 10 -> 2 ReLU",
+    per_layer = {layer: stack([layer_grads(r)[layer] for r in small.results]) for layer in layer_grads(small.first)}
+    ctx.figure(lines_figure({"mean |grad| per layer": per_layer}, "L2.b gradient flow, 2 -> 10 -> 2 ReLU",
                             log_y=True), "l2b_gradient_flow")
-    for layer, values in layer_grads(small).items():
-        report.add("L2.b gradient flow (2-10-2 ReLU)", layer, mean_abs_grad=mean(values), last_epoch=values[-1])
+    for layer in per_layer:
+        report.add("L2.b gradient flow (2-10-2 ReLU)", layer,
+                   mean_abs_grad=small.each(lambda r: mean(layer_grads(r)[layer])),
+                   last_epoch=small.each(lambda r: layer_grads(r)[layer][-1]))
 
     deep = {act: ctx.run(run) for act, run in DEEP.items()}
-    hidden = {act: dict(list(layer_grads(r).items())[:-1]) for act, r in deep.items()}  # drop the output layer
-    hidden_mean = {act: [mean(epoch) for epoch in zip(*layers.values())] for act, layers in hidden.items()}
-    ctx.figure(lines_figure({"mean hidden-layer |grad|": hidden_mean, **{f"{act}: per layer": layers
-                                                                        for act, layers in hidden.items()}},
+    hidden_mean = {act: stack([[mean(epoch) for epoch in zip(*hidden_grads(r).values())] for r in seeds.results])
+                   for act, seeds in deep.items()}
+    per_layer = {f"{act}: per layer (seed {seeds.seeds[0]})": hidden_grads(seeds.first) for act, seeds in deep.items()}
+    ctx.figure(lines_figure({"mean hidden-layer |grad|": hidden_mean, **per_layer},
                             "L2.c vanishing gradients: 6 hidden layers of 32", log_y=True), "l2c_vanishing_gradients")
-    first_last = {}
-    for act, layers in hidden.items():
-        first, last = mean(next(iter(layers.values()))), mean(list(layers.values())[-1])
-        first_last[act] = (first, last)
-        report.add("L2.c deep net (epoch-mean |grad|)", act, first_hidden=first, last_hidden=last,
-                   first_over_last=first / last, final_train_acc=deep[act].last("train/acc"))
-    report.key["L2.c first/last hidden |grad|, sigmoid"] = first_last["sigmoid"][0] / first_last["sigmoid"][1]
-    report.key["L2.c first/last hidden |grad|, relu"] = first_last["relu"][0] / first_last["relu"][1]
-    report.key["L2.c first-layer |grad| sigmoid / relu"] = first_last["sigmoid"][0] / first_last["relu"][0]
+    for act, seeds in deep.items():
+        report.add("L2.c deep net (epoch-mean |grad|)", act, first_hidden=seeds.each(first_hidden),
+                   last_hidden=seeds.each(lambda r: mean(list(hidden_grads(r).values())[-1])),
+                   first_over_last=seeds.each(first_over_last), final_train_acc=seeds.last("train/acc"))
+    report.add_key(**{"L2.a max |hand - autograd|": hand_vs_autograd({}),
+                      "L2.c first-layer |grad| sigmoid / relu": [first_hidden(s) / first_hidden(r) for s, r in
+                                                                 zip(deep["sigmoid"].results, deep["relu"].results)],
+                      "L2.c first/last hidden |grad|, sigmoid": deep["sigmoid"].each(first_over_last),
+                      "L2.c first/last hidden |grad|, relu": deep["relu"].each(first_over_last)})

@@ -28,11 +28,26 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--print-configs", action="store_true",
                    help="print each run's `dlbasics fit` command and full config, and exit (nothing runs)")
     p.add_argument("--out", type=Path, default=Path("lightning_logs"), help="output folder (default: lightning_logs)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every run (default: 0)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="first seed: the runs use seeds SEED, SEED+1, ... (default: 0)")
+    p.add_argument("--seeds", type=positive_int, default=None, metavar="N",
+                   help="seeds per run; each claim reports in how many of them it holds and its 95%% interval "
+                        "(default: 5, and 1 for the MNIST runs)")
     p.add_argument("--fast", action="store_true", help="a tenth of each budget, for a quick look")
     p.add_argument("--data-dir", type=Path, default=Path("data"), help="data sets folder (default: data)")
     p.add_argument("--accelerator", default="cpu", help="Lightning accelerator for the runs (default: cpu)")
     return p
+
+
+def positive_int(text: str) -> int:
+    """``--seeds`` value: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
 
 
 def lesson_main(argv: list[str] | None = None) -> int:
@@ -104,12 +119,14 @@ def run_lessons(lessons: list[Lesson], modules: dict, args: argparse.Namespace) 
     overview = []
     for lesson in lessons:
         created = outermost_missing(args.out / f"lesson_{lesson.name}")
-        ctx = LessonContext(lesson.name, args.out, seed=args.seed, fast=args.fast, accelerator=args.accelerator,
-                            data_dir=args.data_dir)
+        ctx = LessonContext(lesson.name, args.out, seed=args.seed, seeds=args.seeds, fast=args.fast,
+                            accelerator=args.accelerator, data_dir=args.data_dir)
         print(f"== {lesson.code} {lesson.title}: running ...", flush=True)
         start = time.perf_counter()
+        module = modules[lesson.name]
         try:
-            modules[lesson.name].run(ctx)
+            module.run(ctx)
+            ctx.check_claims(getattr(module, "CLAIMS", ()))
         except BaseException:
             # A lesson without its summary is half-written: nothing of it stays.
             shutil.rmtree(created or ctx.dir, ignore_errors=True)
@@ -123,12 +140,17 @@ def run_lessons(lessons: list[Lesson], modules: dict, args: argparse.Namespace) 
 
 
 def print_overview(overview: list) -> None:
-    """The closing table: each lesson's key numbers, run time and folder."""
-    from dlbasics.lessons.context import fmt
+    """The closing table: each lesson's claims (holds or not, in k of N seeds, mean and interval), run time, folder."""
+    from dlbasics.lessons.claims import MIN_FRACTION
+    from dlbasics.lessons.stats import INTERVAL
 
     print("\n" + "=" * 100)
+    print(f"Claims: holds = its condition is met in at least {MIN_FRACTION:.0%} of the seeds (4 of 5); "
+          f"measure = mean [{INTERVAL}]")
     for lesson, ctx, seconds in overview:
-        print(f"{lesson.code} {lesson.title}  ({seconds:.0f} s)  figures: {ctx.dir / 'figures'}")
-        for key, value in ctx.report.key.items():
-            print(f"    {key:<55} {fmt(value)}")
+        print(f"{lesson.code} {lesson.title}  ({seconds:.0f} s, {ctx.seeds_text()})  {ctx.dir / 'summary.md'}")
+        for claim in ctx.claims:
+            where = "shows it" if claim.claim.shows_it else "published"
+            print(f"    {claim.claim.code:<5} {where:<9} {claim.verdict():<13} {claim.k}/{claim.n}  "
+                  f"{claim.estimate!s:<32} {claim.claim.condition:<18} {claim.claim.text}")
     print("=" * 100)

@@ -1,4 +1,4 @@
-"""What a lesson gets to work with: its folder, seed, budget, and where its figures and numbers go."""
+"""What a lesson gets to work with: its folder, seeds, budget, and where its figures, numbers and claims go."""
 
 from __future__ import annotations
 
@@ -14,20 +14,38 @@ from lightning.pytorch import Callback
 from matplotlib.figure import Figure
 
 from dlbasics.figures import save_figure
-from dlbasics.lessons.runner import Run, RunResult, run_lesson_run
+from dlbasics.lessons.claims import Claim, ClaimResult, evaluate
+from dlbasics.lessons.runner import Run, RunResult, SeedRuns, run_seeds
+from dlbasics.lessons.stats import INTERVAL, Estimate, estimate
+
+DEFAULT_SEEDS = 5
+Number = float | Sequence[float] | str  # a value, one value per seed (shown as mean [95% interval]), or text
 
 
 @dataclass
 class Report:
-    """A lesson's numbers: ``tables[exercise][variant][metric]``, plus the few ``key`` numbers for the overview."""
+    """A lesson's numbers: ``tables[exercise][variant][metric]``, plus the few ``key`` numbers for the overview.
 
-    tables: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
-    key: dict[str, float | str] = field(default_factory=dict)
+    A number given per seed (a list) is kept as an ``Estimate``: its mean and 95% interval across the seeds.
+    """
+
+    tables: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    key: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     text: str = ""  # preformatted text (e.g. the backprop table), shown in summary.md
 
-    def add(self, exercise: str, variant: str, **metrics: float) -> None:
-        self.tables.setdefault(exercise, {}).setdefault(variant, {}).update(metrics)
+    def add(self, exercise: str, variant: str, **metrics: Number) -> None:
+        row = self.tables.setdefault(exercise, {}).setdefault(variant, {})
+        row.update({name: as_estimate(value) for name, value in metrics.items()})
+
+    def add_key(self, **numbers: Number) -> None:
+        self.key.update({name: as_estimate(value) for name, value in numbers.items()})
+
+
+def as_estimate(value: Number) -> Any:
+    if isinstance(value, (str, int, float)):
+        return value
+    return estimate(list(value))
 
 
 class LessonContext:
@@ -36,22 +54,43 @@ class LessonContext:
     Args:
         name: the lesson's name.
         out: the folder holding all lessons' folders (``lightning_logs`` by default).
-        seed: seed of every variant (the same seed for each, so same architectures start alike).
+        seed: the first seed; the runs use seeds ``seed, seed + 1, ...``. Within a seed every variant starts from
+            the same seed, so same architectures start from the same weights.
+        seeds: how many seeds each run gets; None: each run's ``default_seeds``, else ``DEFAULT_SEEDS``.
         fast: shrink every budget for a quick look (and for tests).
         accelerator: Lightning accelerator of the runs.
         data_dir: folder of downloaded data sets (MNIST).
     """
 
-    def __init__(self, name: str, out: Path, seed: int = 0, fast: bool = False, accelerator: str = "cpu",
-                 data_dir: Path = Path("data")) -> None:
-        self.name, self.seed, self.fast, self.accelerator, self.data_dir = name, seed, fast, accelerator, data_dir
+    def __init__(self, name: str, out: Path, seed: int = 0, seeds: int | None = None, fast: bool = False,
+                 accelerator: str = "cpu", data_dir: Path = Path("data")) -> None:
+        if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
+            raise ValueError(f"seeds {seeds!r} must be a positive integer")
+        self.name, self.seed, self.n_seeds, self.fast = name, seed, seeds, fast
+        self.accelerator, self.data_dir = accelerator, data_dir
         self.dir = next_version(Path(out) / f"lesson_{name}")
         self.report = Report()
         self.figures: list[Path] = []
+        self.by_seed: dict[int, dict[str, RunResult]] = {}  # every run's result, by seed and run name
+        self.claims: list[ClaimResult] = []
 
-    def run(self, run: Run, callbacks: Sequence[Callback] = ()) -> RunResult:
-        """Fit (and test) ``run`` with the lesson's seed, budget and accelerator, plus the lesson's ``callbacks``."""
-        return run_lesson_run(run, self.dir, self.seed, callbacks, self.fast, self.accelerator, self.data_dir)
+    def seeds_for(self, run: Run) -> list[int]:
+        count = self.n_seeds or run.default_seeds or DEFAULT_SEEDS
+        return list(range(self.seed, self.seed + count))
+
+    def run(self, run: Run, callbacks: Sequence[Callback] = ()) -> SeedRuns:
+        """Fit (and test) ``run`` at each of its seeds, with the lesson's budget and accelerator, plus fresh copies
+        of the lesson's ``callbacks`` for each seed."""
+        runs = run_seeds(run, self.dir, self.seeds_for(run), callbacks, fast=self.fast,
+                         accelerator=self.accelerator, data_dir=self.data_dir)
+        for seed, result in zip(runs.seeds, runs.results):
+            self.by_seed.setdefault(seed, {})[run.name] = result
+        return runs
+
+    def check_claims(self, claims: Sequence[Claim]) -> list[ClaimResult]:
+        """Measure the lesson's claims on its runs, at every seed."""
+        self.claims = evaluate(claims, self.by_seed)
+        return self.claims
 
     def figure(self, fig: Figure, filename: str) -> Path:
         """Save a comparison figure as ``figures/<filename>.png`` in the lesson folder."""
@@ -70,15 +109,32 @@ class LessonContext:
         self.figures.append(path)
         return path
 
+    def seeds_text(self) -> str:
+        counts = sorted({len(runs) for runs in _runs_per_name(self.by_seed).values()})
+        seeds = "/".join(map(str, counts)) or "0"
+        return f"seeds {seeds} per run, from seed {self.seed}"
+
     def write_summary(self, title: str, seconds: float) -> None:
         """Write ``summary.json`` (every number) and ``summary.md`` (the same as tables) in the lesson folder."""
         report = self.report
-        data: dict[str, Any] = {"lesson": self.name, "title": title, "seed": self.seed, "fast": self.fast,
-                                "seconds": round(seconds, 2), "key": report.key, "tables": report.tables,
-                                "notes": report.notes, "figures": [p.name for p in self.figures]}
+        data: dict[str, Any] = {
+            "lesson": self.name, "title": title, "seed": self.seed, "fast": self.fast,
+            "seeds": {name: seeds for name, seeds in _runs_per_name(self.by_seed).items()},
+            "interval": INTERVAL, "seconds": round(seconds, 2), "claims": [c.as_dict() for c in self.claims],
+            "key": {k: plain(v) for k, v in report.key.items()},
+            "tables": {ex: {var: {m: plain(v) for m, v in row.items()} for var, row in rows.items()}
+                       for ex, rows in report.tables.items()},
+            "notes": report.notes, "figures": [p.name for p in self.figures]}
         (self.dir / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
-        lines = [f"# {title}", "", f"seed {self.seed}{' (fast budget)' if self.fast else ''}, "
-                 f"{seconds:.1f} s; TensorBoard: `tensorboard --logdir {self.dir}`", ""]
+        lines = [f"# {title}", "", f"{self.seeds_text()}{' (fast budget)' if self.fast else ''}, "
+                 f"{seconds:.1f} s; TensorBoard: `tensorboard --logdir {self.dir}`", "",
+                 f"Numbers given per seed are shown as mean [{INTERVAL}].", ""]
+        if self.claims:
+            lines += ["## Claims", "", "| claim | setting | holds | k of N | mean [95% interval] | condition |",
+                      "|---|---|---|---|---|---|"]
+            lines += [f"| {c.claim.code}: {c.claim.text} | {c.claim.setting} | {c.verdict()} | {c.k} of {c.n} "
+                      f"| {c.estimate} | {c.claim.condition} |" for c in self.claims]
+            lines.append("")
         lines += ["## Key numbers", "", *[f"- {k}: {fmt(v)}" for k, v in report.key.items()], ""]
         for exercise, rows in report.tables.items():
             columns = list(dict.fromkeys(c for row in rows.values() for c in row))
@@ -95,6 +151,18 @@ class LessonContext:
         (self.dir / "summary.md").write_text("\n".join(lines))
 
 
+def _runs_per_name(by_seed: dict[int, dict[str, RunResult]]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for seed, runs in by_seed.items():
+        for name in runs:
+            out.setdefault(name, []).append(seed)
+    return out
+
+
+def plain(value: Any) -> Any:
+    return value.as_dict() if isinstance(value, Estimate) else value
+
+
 def next_version(folder: Path) -> Path:
     """``folder/version_N`` with N one past the highest existing one, created."""
     versions = [int(m.group(1)) for p in folder.glob("version_*") if (m := re.fullmatch(r"version_(\d+)", p.name))]
@@ -104,7 +172,7 @@ def next_version(folder: Path) -> Path:
 
 
 def fmt(value: Any) -> str:
-    """Numbers to 4 significant digits for tables; other values as they are."""
+    """Numbers to 4 significant digits for tables; an estimate as ``mean [low, high]``; other values as they are."""
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import copy
 import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import Checkpoint
 
 from dlbasics.callbacks import FastLogging
+from dlbasics.callbacks.figures.base import forward_eval
 from dlbasics.data.base import TensorDataModule
 from dlbasics.lightning_cli import DLBasicsCLI, check_callbacks_before_run, cli_main
 from dlbasics.loggers import BufferedTensorBoardLogger
@@ -32,6 +35,8 @@ class Run:
         test: run ``trainer.test`` after fitting.
         fast: the overrides that replace the default shortening (a tenth of the epochs, at least 3) with
             ``dlbasics lesson --fast``.
+        default_seeds: how many seeds the run gets when ``dlbasics lesson`` is given no ``--seeds``; None: the
+            lesson's default (``DEFAULT_SEEDS``). The MNIST runs say 1: a seed of them takes a minute.
     """
 
     name: str
@@ -39,6 +44,7 @@ class Run:
     overrides: tuple[str, ...] = ()
     test: bool = False
     fast: tuple[str, ...] = ()
+    default_seeds: int | None = None
 
     def args(self, seed: int, fast: bool = False) -> list[str]:
         """The ``dlbasics fit`` arguments of this run (without the subcommand)."""
@@ -94,6 +100,62 @@ class RunResult:
             return self.final[metric]
         return self.curves[metric][-1]
 
+    def evaluate(self, split: str) -> dict[str, float]:
+        """The trained model's loss and metrics over a whole split, in eval mode (no dropout, batch-norm running
+        statistics): ``{"loss": ..., "acc": ...}``. The ``train/*`` curves are not that: they average the training
+        batches as they were trained, with dropout active.
+        """
+        model = self.model
+        x, y = (t.to(model.device) for t in self.data.split(split))
+        outputs = forward_eval(model, x)
+        metrics = model.make_metrics(model.hparams.num_outputs).to(model.device)
+        values = {name: float(value) for name, value in metrics(outputs, y).items()}
+        return {"loss": float(model.loss(outputs, y)), **values}
+
+
+@dataclass
+class SeedRuns:
+    """One run of a lesson at each of its seeds: ``results[i]`` was trained with ``seeds[i]``."""
+
+    run: Run
+    seeds: list[int]
+    results: list[RunResult]
+
+    @property
+    def name(self) -> str:
+        return self.run.name
+
+    @property
+    def first(self) -> RunResult:
+        """The first seed's run: the one a figure of a single fit (a decision boundary) shows."""
+        return self.results[0]
+
+    def each(self, measure: Callable[[RunResult], float]) -> list[float]:
+        """``measure`` of every seed's run."""
+        return [float(measure(result)) for result in self.results]
+
+    def last(self, metric: str) -> list[float]:
+        """Every seed's final value of ``metric`` (see ``RunResult.last``)."""
+        return self.each(lambda r: r.last(metric))
+
+    def tail_mean(self, metric: str, epochs: int = 10) -> list[float]:
+        return self.each(lambda r: r.tail_mean(metric, epochs))
+
+    def curves(self, metric: str) -> np.ndarray:
+        """``(seeds, epochs)`` of a per-epoch metric; a seed that logged fewer epochs is padded with NaN."""
+        return stack([r.curves[metric] for r in self.results if metric in r.curves])
+
+    def has(self, metric: str) -> bool:
+        return any(metric in r.curves for r in self.results)
+
+
+def stack(series: Sequence[Sequence[float]]) -> np.ndarray:
+    """Per-seed series of unequal length as one ``(seeds, longest)`` array, NaN-padded."""
+    out = np.full((len(series), max((len(s) for s in series), default=0)), np.nan)
+    for row, values in zip(out, series):
+        row[:len(values)] = values
+    return out
+
 
 class LessonRunCLI(DLBasicsCLI):
     """The ``dlbasics fit`` parser and links, with the lesson's trainer: its logger, no checkpoints, its callbacks.
@@ -124,11 +186,14 @@ class LessonRunCLI(DLBasicsCLI):
 
 
 def build_run(run: Run, lesson_dir: Path, seed: int, callbacks: Sequence[Callback] = (), fast: bool = False,
-              accelerator: str = "cpu", data_dir: Path | None = None) -> LessonRunCLI:
-    """Parse and instantiate a run: seeded first, as ``dlbasics fit`` does, so same architectures start alike."""
+              accelerator: str = "cpu", data_dir: Path | None = None, version: str | None = None) -> LessonRunCLI:
+    """Parse and instantiate a run: seeded first, as ``dlbasics fit`` does, so same architectures start alike.
+
+    It logs to ``<lesson_dir>/<version>`` (default: the run's name).
+    """
     # Every value is logged; the event file is flushed every few seconds instead of twice per epoch.
-    logger = BufferedTensorBoardLogger(save_dir=str(lesson_dir.parent), name=lesson_dir.name, version=run.name,
-                                       default_hp_metric=False)
+    logger = BufferedTensorBoardLogger(save_dir=str(lesson_dir.parent), name=lesson_dir.name,
+                                       version=version or run.name, default_hp_metric=False)
     lesson = {"logger": logger, "accelerator": accelerator, "shorten": fast and not run.fast, "data_dir": data_dir,
               # FastLogging: the L5 run is 1.2x faster with it (python -m benchmarks.fast_logging)
               "callbacks": [MetricHistory(), FastLogging(), *callbacks]}
@@ -136,9 +201,9 @@ def build_run(run: Run, lesson_dir: Path, seed: int, callbacks: Sequence[Callbac
 
 
 def run_lesson_run(run: Run, lesson_dir: Path, seed: int, callbacks: Sequence[Callback] = (), fast: bool = False,
-                   accelerator: str = "cpu", data_dir: Path | None = None) -> RunResult:
-    """Fit (and test) one run, logging to ``<lesson_dir>/<run.name>/``."""
-    cli = build_run(run, lesson_dir, seed, callbacks, fast, accelerator, data_dir)
+                   accelerator: str = "cpu", data_dir: Path | None = None, version: str | None = None) -> RunResult:
+    """Fit (and test) one run, logging to ``<lesson_dir>/<version>/`` (default: the run's name)."""
+    cli = build_run(run, lesson_dir, seed, callbacks, fast, accelerator, data_dir, version)
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
     check_callbacks_before_run(trainer, model)
     start = time.perf_counter()
@@ -150,6 +215,23 @@ def run_lesson_run(run: Run, lesson_dir: Path, seed: int, callbacks: Sequence[Ca
     history = next(c for c in trainer.callbacks if isinstance(c, MetricHistory))
     return RunResult(run.name, history.curves, final, model, data, trainer.callbacks,
                      Path(trainer.logger.log_dir), time.perf_counter() - start)
+
+
+def run_seeds(run: Run, lesson_dir: Path, seeds: Sequence[int], callbacks: Sequence[Callback] = (),
+              **kwargs: Any) -> SeedRuns:
+    """The run at each seed, logging to ``<lesson_dir>/<run.name>/seed_<seed>/``; each seed gets fresh copies of
+    ``callbacks``. ``kwargs`` are ``run_lesson_run``'s (``fast``, ``accelerator``, ``data_dir``).
+
+    Several seeds of a run that ``can_ensemble`` are trained in one fit instead (``run_ensemble``, logging to
+    ``<lesson_dir>/<run.name>/seeds/``): the same results, in a fraction of the time.
+    """
+    from dlbasics.lessons.ensemble import can_ensemble, run_ensemble  # ensemble.py builds on this module
+
+    if len(seeds) > 1 and can_ensemble(run, callbacks):
+        return run_ensemble(run, lesson_dir, seeds, copy.deepcopy(list(callbacks)), **kwargs)
+    results = [run_lesson_run(run, lesson_dir, seed, copy.deepcopy(list(callbacks)), version=f"{run.name}/seed_{seed}",
+                              **kwargs) for seed in seeds]
+    return SeedRuns(run, list(seeds), results)
 
 
 def run_config(run: Run, seed: int) -> str:

@@ -12,7 +12,8 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
-# Output <= 0 exactly when the pre-activation is <= 0, so "never positive" = would be a dead ReLU unit.
+# Output <= 0 exactly when the pre-activation is <= 0, so "never positive" = would be a dead ReLU unit. Only a ReLU
+# unit is then dead (zero gradient for every input); the others still pass gradient, and are only "negative".
 DEAD_KINDS = ("relu", "leaky_relu", "elu", "gelu", "silu")
 SATURATED = {"sigmoid": lambda y: (y < 0.01) | (y > 0.99), "tanh": lambda y: y.abs() > 0.97}
 # Fixed histogram range per activation; values outside are counted in no bin.
@@ -146,7 +147,8 @@ class LayerSums:
         alive = rows[:, 6 + self.bins :].max(0)  # a unit alive on any rank is alive
         stats = {"kind": self.kind, "mean": mean_all, "std": float(np.sqrt(m2 / total))}
         if dead_seen and alive.size:
-            stats.update(dead_frac=float(1.0 - alive.mean(dtype=np.float64)), units=int(alive.size))
+            name = "dead_frac" if self.kind == "relu" else "negative_frac"
+            stats.update({name: float(1.0 - alive.mean(dtype=np.float64)), "units": int(alive.size)})
             if len(self.dims_used) == 1:
                 stats["unit_dim"] = next(iter(self.dims_used))
         if sat_seen:

@@ -44,10 +44,11 @@ class ActivationStats(Callback):
     and epoch:
 
     - ``mean``, ``std``: over all output values seen.
-    - ``dead_frac`` (relu, leaky_relu, elu, gelu, silu): fraction of units whose output was never > 0 for any
-      value seen, i.e. pre-activation <= 0 throughout (for relu: output exactly 0). The non-relu ones still pass
-      a small gradient; the number shows the units that would be dead ReLUs. With it ``units``, how many units
-      were judged, and ``unit_dim``, the output dim they are on.
+    - ``dead_frac`` (relu): fraction of units whose output was 0 for every value seen (pre-activation <= 0
+      throughout): they get no gradient from any input. With it ``units``, how many units were judged, and
+      ``unit_dim``, the output dim they are on.
+    - ``negative_frac`` (leaky_relu, elu, gelu, silu): the same count, units never > 0; they are not dead (they
+      still pass gradient), but would be dead ReLUs. With ``units`` and ``unit_dim`` as above.
     - ``saturated_frac`` (sigmoid, tanh): fraction of output values with sigmoid < 0.01 or > 0.99, |tanh| > 0.97.
     - a fixed-bin histogram of the values over a fixed range per activation (``HIST_RANGES``, or ``ranges``);
       of at most ``hist_max_values`` values per layer and sampled batch.
