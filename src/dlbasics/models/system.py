@@ -24,6 +24,8 @@ its other arguments. In YAML: ``class_path`` (e.g. ``dlbasics.models.components.
 # Lightning's own instantiator: ``load_from_checkpoint`` rebuilds a model whose hparams carry it with jsonargparse.
 CLI_INSTANTIATOR = "lightning.pytorch.cli.instantiate_module"
 PLAIN = (bool, int, float, str, type(None))
+# ModuleDict keys can't be "train" (an nn.Module method), hence the trainer-stage names.
+STAGE_KEYS = {"train": "fit", "val": "validate", "test": "test"}
 
 
 def check_optimizer(optimizer: OptimizerCallable, lr_scheduler: LRSchedulerCallable | None) -> None:
@@ -143,19 +145,38 @@ class System(LightningModule):
         return self._shared_step(batch, "test")
 
     def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        loss = self.update_metrics(batch, stage)
+        self.log_metrics(stage)
+        return loss
+
+    def update_metrics(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        """Run the network on a batch and add it to the stage's loss and metrics; return the batch's loss.
+
+        Logging is ``log_metrics``'s: a ``SeedEnsemble`` updates each member's metrics, then logs them itself.
+        """
         x, y = batch
         outputs = self.network(x)
         loss = self.loss(outputs, y)
-        # ModuleDict keys can't be "train" (an nn.Module method), hence the trainer-stage names.
-        key = {"train": "fit", "val": "validate", "test": "test"}[stage]
         # Metric objects are logged, so Lightning computes them over the whole epoch and syncs them
         # across DDP ranks: the epoch's loss is the sample-weighted mean over the full split.
+        key = STAGE_KEYS[stage]
         self.losses[key].update(loss.detach(), weight=len(y))
         self.metrics[key].update(outputs.detach(), y)
-        self.log(f"{stage}/loss", self.losses[key], on_step=False, on_epoch=True, prog_bar=True)
-        for name, metric in self.metrics[key].items():
-            self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "acc")
         return loss
+
+    def log_metrics(self, stage: str, log: Callable[..., None] | None = None, suffix: str = "") -> None:
+        """Log the stage's loss and metrics as ``<stage>/<name><suffix>`` (``train/loss``, ``val/acc/seed_3``).
+
+        Args:
+            stage: ``train``, ``val`` or ``test``.
+            log: the ``LightningModule.log`` to log with; None: this module's own.
+            suffix: appended to every name.
+        """
+        log = self.log if log is None else log
+        key = STAGE_KEYS[stage]
+        log(f"{stage}/loss{suffix}", self.losses[key], on_step=False, on_epoch=True, prog_bar=True)
+        for name, metric in self.metrics[key].items():
+            log(f"{stage}/{name}{suffix}", metric, on_step=False, on_epoch=True, prog_bar=name == "acc")
 
     def configure_optimizers(self):  # noqa: ANN201 (Lightning accepts several return types)
         optimizer = self.optimizer_factory(self.parameters())

@@ -1,0 +1,165 @@
+"""A lesson run at N seeds in one Lightning fit (a ``SeedEnsemble``), handed back as N solo-looking ``RunResult``s.
+
+The lessons' runs are tiny full-batch fits where Lightning's fixed cost per epoch dwarfs the arithmetic: N seeds
+trained one after another cost N times one; side by side in one fit they cost little more than one
+(``python -m benchmarks.seeds``).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import re
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from lightning.pytorch import Callback, LightningModule, seed_everything
+from lightning.pytorch.callbacks import Checkpoint
+
+from dlbasics.callbacks import (ActivationStats, ActivationSwap, FastLogging, GradientFlowMonitor, NonFiniteGuard,
+                                RNGStateCheckpoint)
+from dlbasics.data.base import TensorDataModule
+from dlbasics.data.mnist import MNISTDataModule
+from dlbasics.data.zipped import ZippedDataModule
+from dlbasics.lessons.runner import CONFIGS, LessonRunCLI, MetricHistory, Run, RunResult, SeedRuns, build_run
+from dlbasics.lightning_cli import check_callbacks_before_run
+from dlbasics.models.ensemble import MemberRNG, SeedEnsemble
+
+# Callbacks whose records of an ensemble ``member_view`` splits per member, or that need no splitting. A figure
+# callback (DecisionBoundary, RegressionFit, ...) would draw one figure of the whole ensemble: not ensembled.
+PER_MEMBER_CALLBACKS = (MetricHistory, FastLogging, NonFiniteGuard, RNGStateCheckpoint, GradientFlowMonitor,
+                        ActivationStats, ActivationSwap, Checkpoint)  # Checkpoint: lesson runs drop it
+# Data sets where a seed's arithmetic, not Lightning's per-epoch cost, sets the time: an ensemble wins nothing.
+SOLO_DATA = (MNISTDataModule,)
+# Overrides of settings ``SeedEnsemble`` refuses (they would couple the members), or that replace the model's own
+# optimizer (LightningCLI's top-level ``--optimizer``/``--lr_scheduler``), which the ensemble would not use.
+COUPLING_OVERRIDES = re.compile(r"--(model(\.init_args)?\.lr_scheduler|optimizer|lr_scheduler|trainer\.gradient_clip_val)\b")
+SEED_SUFFIX = re.compile(r"^(?P<name>.+)/seed_(?P<seed>-?\d+)$")
+
+
+def can_ensemble(run: Run, callbacks: Sequence[Callback] = ()) -> bool:
+    """Whether ``run_ensemble`` can train ``run``'s seeds with the lesson's ``callbacks``, from its config file and
+    overrides (cheap: the config is read as YAML, not parsed). False for figure callbacks, MNIST, and settings
+    ``SeedEnsemble`` refuses (a learning-rate scheduler, gradient clipping)."""
+    if not all(isinstance(c, PER_MEMBER_CALLBACKS) for c in callbacks):
+        return False
+    config = yaml.safe_load((CONFIGS / run.config).read_text()) or {}
+    trainer, model, data = (config.get(key) or {} for key in ("trainer", "model", "data"))
+    if config.get("optimizer") or config.get("lr_scheduler") or trainer.get("gradient_clip_val"):
+        return False
+    if (model.get("init_args") or {}).get("lr_scheduler") is not None:
+        return False
+    if any(COUPLING_OVERRIDES.match(arg) for arg in (*run.overrides, *run.fast)):
+        return False
+    config_callbacks = [entry.get("class_path") for entry in trainer.get("callbacks") or []]
+    if not all(issubclass(resolve(path), PER_MEMBER_CALLBACKS) for path in config_callbacks):
+        return False
+    return not issubclass(resolve(data.get("class_path", "")), SOLO_DATA)
+
+
+def resolve(class_path: str) -> type:
+    """The class a config's ``class_path`` names (``dlbasics.callbacks.NonFiniteGuard``); ``object`` if none."""
+    module, _, name = class_path.rpartition(".")
+    if not module:
+        return object
+    return getattr(importlib.import_module(module), name)
+
+
+def run_ensemble(run: Run, lesson_dir: Path, seeds: Sequence[int], callbacks: Sequence[Callback] = (),
+                 fast: bool = False, accelerator: str = "cpu", data_dir: Path | None = None) -> SeedRuns:
+    """``run_seeds``, with all seeds trained in one fit logging to ``<lesson_dir>/<run.name>/seeds/`` (each seed's
+    metrics as ``<stage>/<name>/seed_<seed>``).
+
+    Seed ``s``'s model and datamodule are built as ``build_run(run, ..., s)`` builds them, seeded and in the same
+    order, so each member starts from the weights and data of ``run.command(s)``; the config is parsed once. Each
+    ``RunResult`` holds its seed's curves and test metrics under the solo names, its own model and datamodule, and
+    ``member_view``s of the callbacks (layer names as in a solo run). ``seconds`` is each seed's share: the fit (and
+    test) time divided by the number of seeds. ``callbacks`` are used as given (``run_seeds`` copies them).
+    """
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("run_ensemble needs at least one seed, got none")
+    cli = build_run(run, lesson_dir, seeds[0], callbacks, fast, accelerator, data_dir, version=f"{run.name}/seeds")
+    trainer = cli.trainer
+    cuda = trainer.strategy.root_device.type == "cuda"
+    members: list[LightningModule] = [cli.model]
+    datamodules: list[TensorDataModule] = [cli.datamodule]
+    rngs = [MemberRNG(cuda)]  # right after the member is built: where its solo run's dropout starts drawing
+    for seed in seeds[1:]:
+        model, data = build_member(cli, seed)
+        members.append(model)
+        datamodules.append(data)
+        rngs.append(MemberRNG(cuda))
+    ensemble, data = SeedEnsemble(members, seeds, rngs), ZippedDataModule(datamodules)
+    check_callbacks_before_run(trainer, ensemble)
+    start = time.perf_counter()
+    trainer.fit(ensemble, datamodule=data)
+    tested: dict[str, Any] = {}
+    if run.test:
+        (tested,) = trainer.test(ensemble, datamodule=data, verbose=False)
+    seconds = (time.perf_counter() - start) / len(seeds)
+    history = next(c for c in trainer.callbacks if isinstance(c, MetricHistory))
+    log_dir = Path(trainer.logger.log_dir)
+    results = [RunResult(run.name, own_metrics(history.curves, seed),
+                         {name: float(value) for name, value in own_metrics(tested, seed).items()}, model, member_data,
+                         [member_view(c, i, seed) for c in trainer.callbacks], log_dir, seconds)
+               for i, (seed, model, member_data) in enumerate(zip(seeds, members, datamodules))]
+    return SeedRuns(run, seeds, results)
+
+
+def build_member(cli: LessonRunCLI, seed: int) -> tuple[LightningModule, TensorDataModule]:
+    """The model and datamodule of ``cli``'s config at another seed, as ``build_run`` would build them: seeded as
+    LightningCLI seeds, then instantiated by the same parser and links, without parsing the config again."""
+    config = cli.config.clone()
+    config.seed_everything = seed
+    config.data.init_args.seed = seed
+    seed_everything(seed, workers=True)
+    built = cli.parser.instantiate(config)
+    return built.model, built.data
+
+
+def own_metrics(values: Mapping[str, Any], seed: int) -> dict[str, Any]:
+    """A seed's values under their solo names (``train/loss/seed_3`` -> ``train/loss``), plus the values of no seed."""
+    out = {}
+    for key, value in values.items():
+        match = SEED_SUFFIX.match(key)
+        if match is None:
+            out[key] = value
+        elif int(match["seed"]) == seed:
+            out[match["name"]] = value
+    return out
+
+
+def member_view(callback: Callback, index: int, seed: int) -> Callback:
+    """What ``callback``, which watched the whole ensemble, saw of member ``index`` (seed ``seed``), as it would look
+    after that member's solo run: a shallow copy whose records keep that member's layers only, named without the
+    ensemble's ``members.<index>.`` (``network.layers.0``); ``MetricHistory`` keeps that seed's curves.
+
+    The records split are ``history`` entries' ``layers`` (a dict or a list of names: ``GradientFlowMonitor``,
+    ``ActivationStats``, ``ActivationSwap``, ``NonFiniteGuard``) and a list ``layers`` (``GradientFlowMonitor``).
+    Other callbacks, which keep nothing per layer, are returned as they are.
+    """
+    if isinstance(callback, MetricHistory):
+        view = copy.copy(callback)
+        view.curves = own_metrics(callback.curves, seed)
+        return view
+    history = getattr(callback, "history", None)
+    if not isinstance(history, list):
+        return callback
+    prefix = f"members.{index}."
+    view = copy.copy(callback)
+    view.history = [{**entry, "layers": own_layers(entry["layers"], prefix)}
+                    if isinstance(entry, dict) and "layers" in entry else entry for entry in history]
+    if isinstance(getattr(callback, "layers", None), list):
+        view.layers = own_layers(callback.layers, prefix)
+    return view
+
+
+def own_layers(layers: Mapping[str, Any] | Sequence[str], prefix: str) -> dict[str, Any] | list[str]:
+    """The layers named ``<prefix><name>``, as ``<name>``: a dict's items or a list's names."""
+    if isinstance(layers, Mapping):
+        return {name[len(prefix):]: value for name, value in layers.items() if name.startswith(prefix)}
+    return [name[len(prefix):] for name in layers if name.startswith(prefix)]
