@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from statistics import fmean, median
 
+import torch
+
 from dlbasics.activation_plot import activation_functions_figure
 from dlbasics.callbacks import ActivationStats, ActivationSwap, GradientFlowMonitor
 from dlbasics.lessons.claims import Claim
 from dlbasics.lessons.context import LessonContext
 from dlbasics.lessons.plots import lines_figure, overlay_curves
-from dlbasics.lessons.runner import Run, RunResult, SeedRuns, stack
+from dlbasics.lessons.runner import Run, RunResult, stack
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu")
 FIRST_LAYER = "network.layers.0"  # the first Linear of the MLP
@@ -18,7 +20,16 @@ PER_ACTIVATION = {act: Run(act, "tiny_activation.yaml", (f"--model.network.activ
                   for act in ACTIVATIONS}
 SWAP = Run("swap_tanh_to_relu", "activation_swap.yaml",
            fast=("--trainer.max_epochs=8", '--trainer.callbacks.schedule=[{at_epoch: 4, from_kind: tanh, to: relu}]'))
-RUNS = (*PER_ACTIVATION.values(), SWAP)
+# Extension, dead units: at the published lr 0.08 with 8 units about one unit in ten dies, for ReLU and LeakyReLU
+# alike. Big Adam steps (lr 1.0) push many units to where they are negative on the whole data set; 64 units make
+# the fraction a count worth reading. A ReLU unit there gets no gradient from any input; a LeakyReLU one still does.
+DYING = ("--model.network.hidden_sizes=[64]", "--model.optimizer.lr=1.0")
+DYING_SETTING = ("64 hidden units and Adam lr 1.0 instead of 8 and 0.08: units die from big steps, and 64 make the "
+                 "fraction a count; LeakyReLU with slope 0.1 (with 0.01 it keeps fewer units alive: 4 of 5 seeds)")
+DEAD_RELU = Run("dying_relu", "tiny_activation.yaml", ("--model.network.activation=relu", *DYING))
+DEAD_LEAKY = Run("dying_leaky_relu_0.1", "tiny_activation.yaml",
+                 ("--model.network.activation=leaky_relu", "--model.network.negative_slope=0.1", *DYING))
+RUNS = (*PER_ACTIVATION.values(), SWAP, DEAD_RELU, DEAD_LEAKY)
 
 
 def first_layer_grads(result: RunResult) -> list[float]:
@@ -53,6 +64,16 @@ def swap_jump(result: RunResult) -> float:
     return abs(loss[at] - loss[at - 1]) / max(median(before), 1e-12)
 
 
+def never_positive(result: RunResult) -> float:
+    """Fraction of the trained net's hidden units whose pre-activation is <= 0 for every training input: dead for
+    ReLU (no gradient from any input), merely negative for LeakyReLU (its gradient there is the slope)."""
+    x, _ = result.data.split("train")
+    first = result.model.get_submodule(FIRST_LAYER)
+    with torch.no_grad():
+        pre = first(x.to(result.model.device))  # (N, units)
+    return float((pre <= 0).all(dim=0).double().mean())
+
+
 def gradient_ratio(results: Mapping[str, RunResult]) -> float:
     return early_grad(results["sigmoid"]) / early_grad(results["relu"])
 
@@ -62,6 +83,13 @@ CLAIMS = (
           "(measure: sigmoid over ReLU)", gradient_ratio, runs=("sigmoid", "relu"), below=1.0),
     Claim("L1.d", "the swap shows in the loss curve: the loss changes at the swap epoch by over 3 times its "
           "typical change per epoch before it", lambda r: swap_jump(r[SWAP.name]), runs=(SWAP.name,), above=3.0),
+    Claim("L1 ext", "ReLU units die in numbers: at the end over a fifth of the hidden units are negative for every "
+          "training input", lambda r: never_positive(r[DEAD_RELU.name]), runs=(DEAD_RELU.name,), above=0.2,
+          setting=DYING_SETTING),
+    Claim("L1 ext", "LeakyReLU keeps them trainable: fewer of its units end negative on every input than ReLU's "
+          "(measure: ReLU's fraction minus LeakyReLU's)",
+          lambda r: never_positive(r[DEAD_RELU.name]) - never_positive(r[DEAD_LEAKY.name]),
+          runs=(DEAD_RELU.name, DEAD_LEAKY.name), above=0.0, setting=DYING_SETTING),
 )
 
 
@@ -89,9 +117,9 @@ def run(ctx: LessonContext) -> None:
                    first_layer_grad_epoch0=seeds.each(lambda r: first_layer_grads(r)[0]),
                    first_layer_grad_first10=seeds.each(early_grad),
                    first_layer_grad_mean=seeds.each(lambda r: fmean(first_layer_grads(r))))
-        for kind in fractions:
-            if act in fractions[kind]:
-                report.add("L1.b-c per activation", act, **{kind: seeds.each(lambda r: unit_fraction(r, kind)[-1])})
+        for kind, by_act in fractions.items():
+            if act in by_act:
+                report.add("L1.b-c per activation", act, **{kind: [row[-1] for row in by_act[act]]})
 
     swapped = ctx.run(SWAP)
     at = swap_epoch(swapped.first)
@@ -101,6 +129,15 @@ def run(ctx: LessonContext) -> None:
                loss_before_swap=swapped.each(lambda r: r.curves["train/loss"][at - 1]),
                loss_at_swap=swapped.each(lambda r: r.curves["train/loss"][at]),
                final_loss=swapped.last("train/loss"), jump_over_typical_change=swapped.each(swap_jump))
+    dying = {DEAD_RELU.name: ctx.run(DEAD_RELU), DEAD_LEAKY.name: ctx.run(DEAD_LEAKY)}
+    never = {name: stack([unit_fraction(r, "dead_frac") or unit_fraction(r, "negative_frac") for r in seeds.results])
+             for name, seeds in dying.items()}
+    ctx.figure(lines_figure({"units never positive in the epoch (ReLU: dead)": never,
+                             "train/loss": {name: seeds.curves("train/loss") for name, seeds in dying.items()}},
+                            "L1 extension shows it: 64 units, Adam lr 1.0", ylabel=""), "l1_dying_relu_shows_it")
+    for name, seeds in dying.items():
+        report.add("L1 extension: dying units (64 units, lr 1.0)", name, never_positive_end=seeds.each(never_positive),
+                   final_train_loss=seeds.last("train/loss"))
     report.add_key(**{f"first-layer mean |grad|, first 10 epochs, {act}": runs[act].each(early_grad)
                       for act in ACTIVATIONS})
     report.notes.append("Gradients shrink for every activation as the loss falls, so the saturation effect shows "

@@ -79,10 +79,9 @@ def run(ctx: LessonContext) -> None:
     per_layer = {layer: stack([layer_grads(r)[layer] for r in small.results]) for layer in layer_grads(small.first)}
     ctx.figure(lines_figure({"mean |grad| per layer": per_layer}, "L2.b gradient flow, 2 -> 10 -> 2 ReLU",
                             log_y=True), "l2b_gradient_flow")
-    for layer in per_layer:
-        report.add("L2.b gradient flow (2-10-2 ReLU)", layer,
-                   mean_abs_grad=small.each(lambda r: mean(layer_grads(r)[layer])),
-                   last_epoch=small.each(lambda r: layer_grads(r)[layer][-1]))
+    for layer, curves in per_layer.items():  # (seeds, epochs)
+        report.add("L2.b gradient flow (2-10-2 ReLU)", layer, mean_abs_grad=[mean(row) for row in curves],
+                   last_epoch=[row[-1] for row in curves])
 
     deep = {act: ctx.run(run) for act, run in DEEP.items()}
     hidden_mean = {act: stack([[mean(epoch) for epoch in zip(*hidden_grads(r).values())] for r in seeds.results])

@@ -126,8 +126,8 @@ class LessonContext:
                        for ex, rows in report.tables.items()},
             "notes": report.notes, "figures": [p.name for p in self.figures]}
         (self.dir / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
-        lines = [f"# {title}", "", f"{self.seeds_text()}{' (fast budget)' if self.fast else ''}, "
-                 f"{seconds:.1f} s; TensorBoard: `tensorboard --logdir {self.dir}`", "",
+        lines = [f"# {title}", "", (f"{self.seeds_text()}{' (fast budget)' if self.fast else ''}, "
+                                    f"{seconds:.1f} s; TensorBoard: `tensorboard --logdir {self.dir}`"), "",
                  f"Numbers given per seed are shown as mean [{INTERVAL}].", ""]
         if self.claims:
             lines += ["## Claims", "", "| claim | setting | holds | k of N | mean [95% interval] | condition |",

@@ -19,12 +19,26 @@ import yaml
 from lightning.pytorch import Callback, LightningModule, seed_everything
 from lightning.pytorch.callbacks import Checkpoint
 
-from dlbasics.callbacks import (ActivationStats, ActivationSwap, FastLogging, GradientFlowMonitor, NonFiniteGuard,
-                                RNGStateCheckpoint)
+from dlbasics.callbacks import (
+    ActivationStats,
+    ActivationSwap,
+    FastLogging,
+    GradientFlowMonitor,
+    NonFiniteGuard,
+    RNGStateCheckpoint,
+)
 from dlbasics.data.base import TensorDataModule
 from dlbasics.data.mnist import MNISTDataModule
 from dlbasics.data.zipped import ZippedDataModule
-from dlbasics.lessons.runner import CONFIGS, LessonRunCLI, MetricHistory, Run, RunResult, SeedRuns, build_run
+from dlbasics.lessons.runner import (
+    CONFIGS,
+    LessonRunCLI,
+    MetricHistory,
+    Run,
+    RunResult,
+    SeedRuns,
+    build_run,
+)
 from dlbasics.lightning_cli import check_callbacks_before_run
 from dlbasics.models.ensemble import MemberRNG, SeedEnsemble
 

@@ -225,7 +225,10 @@ def run_seeds(run: Run, lesson_dir: Path, seeds: Sequence[int], callbacks: Seque
     Several seeds of a run that ``can_ensemble`` are trained in one fit instead (``run_ensemble``, logging to
     ``<lesson_dir>/<run.name>/seeds/``): the same results, in a fraction of the time.
     """
-    from dlbasics.lessons.ensemble import can_ensemble, run_ensemble  # ensemble.py builds on this module
+    from dlbasics.lessons.ensemble import (  # ensemble.py builds on this module
+        can_ensemble,
+        run_ensemble,
+    )
 
     if len(seeds) > 1 and can_ensemble(run, callbacks):
         return run_ensemble(run, lesson_dir, seeds, copy.deepcopy(list(callbacks)), **kwargs)
