@@ -29,10 +29,12 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# Benchmarks (not tests): raw PyTorch loops vs the dlbasics lesson runs, interleaved; writes benchmarks/RESULTS.md.
-# Takes about 15 minutes on 2 cores; run it on an otherwise idle machine.
+# Benchmarks (not tests): raw PyTorch loops vs the dlbasics lesson runs, interleaved; writes benchmarks/RESULTS.md;
+# then the small lessons at 5 seeds against 1 seed, side by side (printed). Takes about 25 minutes on 2 cores; run
+# it on an otherwise idle machine.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks.lesson_seeds
 
 clean:
 	rm -rf lightning_logs .pytest_cache

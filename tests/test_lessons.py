@@ -163,3 +163,17 @@ def test_mnist_cnn_after_one_epoch(tmp_path, monkeypatch):
     fit = cli_main(["fit", *common, "--trainer.max_epochs", "1"])
     test = cli_main(["test", *common, "--ckpt_path", fit.trainer.checkpoint_callback.last_model_path])
     assert test.trainer.callback_metrics["test/acc"] >= 0.975
+
+
+@pytest.mark.slow
+def test_the_moons_claim_holds_at_five_seeds(tmp_path):
+    """L7's moons claim at the lesson's default seeds (its CNN claim: test_mnist_cnn_after_one_epoch, one epoch)."""
+    from dlbasics.lessons.claims import evaluate
+    from dlbasics.lessons.context import LessonContext
+
+    basics = LESSONS["basics"].load()
+    ctx = LessonContext("basics", tmp_path, seeds=5)
+    ctx.run(basics.MOONS)
+    (moons,) = [c for c in basics.CLAIMS if c.runs == (basics.MOONS.name,)]
+    (result,) = evaluate([moons], ctx.by_seed)
+    assert result.n == 5 and result.holds, result.line()
