@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	@touch $(STAMP)
 
-# The main job: rerun every lesson of docs/lessons.md; ends with a table of each lesson's key numbers.
+# The main job: rerun every lesson of docs/lessons.md; ends with every lesson's claims (k of N seeds, interval).
 run: $(STAMP)
 	$(BIN)/dlbasics lesson all
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCK = re.compile(r"(<!-- claims:(?P<name>[\w-]+) -->\n)(.*?)(<!-- /claims -->)", re.S)
+BLOCK = re.compile(r"(<!-- claims:(?P<name>[\w-]+) -->\n)(.*?)(<!-- /claims -->)", re.DOTALL)
 
 
 def number(value: float | None) -> str:

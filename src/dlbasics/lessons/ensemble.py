@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import importlib
 import re
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,8 +37,8 @@ from dlbasics.lessons.runner import (
     RunResult,
     SeedRuns,
     build_run,
+    fit_and_test,
 )
-from dlbasics.lightning_cli import check_callbacks_before_run
 from dlbasics.models.ensemble import MemberRNG, SeedEnsemble
 
 # Callbacks whose records of an ensemble ``member_view`` splits per member, or that need no splitting. A figure
@@ -108,14 +107,8 @@ def run_ensemble(run: Run, lesson_dir: Path, seeds: Sequence[int], callbacks: Se
         datamodules.append(data)
         rngs.append(MemberRNG(cuda))
     ensemble, data = SeedEnsemble(members, seeds, rngs), ZippedDataModule(datamodules)
-    check_callbacks_before_run(trainer, ensemble)
-    start = time.perf_counter()
-    trainer.fit(ensemble, datamodule=data)
-    tested: dict[str, Any] = {}
-    if run.test:
-        (tested,) = trainer.test(ensemble, datamodule=data, verbose=False)
-    seconds = (time.perf_counter() - start) / len(seeds)
-    history = next(c for c in trainer.callbacks if isinstance(c, MetricHistory))
+    history, tested, seconds = fit_and_test(trainer, ensemble, data, run.test)
+    seconds /= len(seeds)
     log_dir = Path(trainer.logger.log_dir)
     results = [RunResult(run.name, own_metrics(history.curves, seed),
                          {name: float(value) for name, value in own_metrics(tested, seed).items()}, model, member_data,

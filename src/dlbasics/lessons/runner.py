@@ -205,16 +205,23 @@ def run_lesson_run(run: Run, lesson_dir: Path, seed: int, callbacks: Sequence[Ca
     """Fit (and test) one run, logging to ``<lesson_dir>/<version>/`` (default: the run's name)."""
     cli = build_run(run, lesson_dir, seed, callbacks, fast, accelerator, data_dir, version)
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
+    history, final, seconds = fit_and_test(trainer, model, data, run.test)
+    return RunResult(run.name, history.curves, final, model, data, trainer.callbacks,
+                     Path(trainer.logger.log_dir), seconds)
+
+
+def fit_and_test(trainer: Trainer, model: LightningModule, data: Any,
+                 test: bool) -> tuple[MetricHistory, dict[str, float], float]:
+    """Check the callbacks, fit (and test): the trainer's ``MetricHistory``, the test metrics, the seconds taken."""
     check_callbacks_before_run(trainer, model)
     start = time.perf_counter()
     trainer.fit(model, datamodule=data)
     final: dict[str, float] = {}
-    if run.test:
+    if test:
         (tested,) = trainer.test(model, datamodule=data, verbose=False)
         final = {name: float(value) for name, value in tested.items()}
     history = next(c for c in trainer.callbacks if isinstance(c, MetricHistory))
-    return RunResult(run.name, history.curves, final, model, data, trainer.callbacks,
-                     Path(trainer.logger.log_dir), time.perf_counter() - start)
+    return history, final, time.perf_counter() - start
 
 
 def run_seeds(run: Run, lesson_dir: Path, seeds: Sequence[int], callbacks: Sequence[Callback] = (),
