@@ -84,6 +84,22 @@ def test_callback_views_show_one_seed_under_solo_layer_names(runs):
         assert mine.callback(NonFiniteGuard).history == []
 
 
+def test_tensorboard_gets_one_chart_per_metric_with_every_seeds_curve(runs):
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.plugins.custom_scalar import layout_pb2
+
+    log_dir = runs["tested"][0][0].log_dir
+    values = [value for events in sorted(log_dir.glob("events.out.tfevents.*"))  # fit's, and test's
+              for event in EventFileLoader(str(events)).Load() for value in event.summary.value]
+    layouts = [layout_pb2.Layout.FromString(value.tensor.string_val[0]) for value in values
+               if value.tag == "custom_scalars__config__"]
+    (layout,) = layouts
+    charts = {chart.title: list(chart.multiline.tag) for category in layout.category for chart in category.chart}
+    assert charts["val/loss"] == ["^val/loss/seed_"] and charts["test/r2"] == ["^test/r2/seed_"]
+    tags = {value.tag for value in values}
+    assert {f"val/loss/seed_{seed}" for seed in SEEDS} <= tags  # what the chart's pattern picks up
+
+
 def test_run_seeds_trains_an_ensemble_when_it_can(tmp_path):
     run = Run("r", "toy2d_dropout.yaml", ("--trainer.max_epochs=2",))
     runs = run_seeds(run, tmp_path, [0, 1])

@@ -62,7 +62,8 @@ class SeedEnsemble(LightningModule):
     members are refused: a learning-rate scheduler (one schedule for all; ``ReduceLROnPlateau`` would watch one
     loss), gradient clipping (``gradient_clip_val`` clips by the norm of all members' gradients together), and
     ``LBFGS`` (one line search over all parameters). Each member's loss and metrics are logged as
-    ``<stage>/<name>/seed_<seed>`` (``train/loss/seed_3``).
+    ``<stage>/<name>/seed_<seed>`` (``train/loss/seed_3``); on a TensorBoard logger the run also gets a
+    custom-scalars layout with one chart per metric holding every seed's curve.
 
     Callbacks see the ensemble: the members' layers are named ``members.<i>.<name in the member>``. Only the
     members' ``update_metrics``/``log_metrics`` run; their own Lightning hooks (``setup``, checkpoint hooks) do not.
@@ -121,12 +122,26 @@ class SeedEnsemble(LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.members[0].optimizer_factory(self.parameters())
 
+    def on_fit_start(self) -> None:
+        # TensorBoard's custom-scalars plugin: one chart per metric with every seed's curve ("CUSTOM SCALARS" tab).
+        for logger in self.loggers:
+            add_layout = getattr(getattr(logger, "experiment", None), "add_custom_scalars", None)
+            if callable(add_layout) and self.trainer.is_global_zero:
+                add_layout(seed_layout(self.members[0]))
+
     def setup(self, stage: str) -> None:
         clip = self.trainer.gradient_clip_val
         if clip:
             raise ValueError(f"SeedEnsemble refuses trainer.gradient_clip_val={clip!r}: clipping acts on all members' "
                              "gradients together, so a member would not train as it does alone; train the seeds "
                              "one by one (dlbasics.lessons.runner.run_lesson_run) or drop the clipping")
+
+
+def seed_layout(member: System) -> dict[str, dict[str, list]]:
+    """A TensorBoard custom-scalars layout: per stage, one multi-line chart per metric over the seeds' tags."""
+    names = ["loss", *member.metrics["fit"].keys()]
+    return {f"seeds: {stage}": {f"{stage}/{name}": ["Multiline", [rf"^{stage}/{name}/seed_"]] for name in names}
+            for stage in ("train", "val", "test")}
 
 
 def check_independent(members: Sequence[System]) -> None:
