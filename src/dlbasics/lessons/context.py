@@ -13,6 +13,7 @@ from typing import Any
 from lightning.pytorch import Callback
 from matplotlib.figure import Figure
 
+from dlbasics.checks import check_int
 from dlbasics.figures import save_figure
 from dlbasics.lessons.claims import Claim, ClaimResult, evaluate
 from dlbasics.lessons.runner import Run, RunResult, SeedRuns, run_seeds
@@ -64,9 +65,8 @@ class LessonContext:
 
     def __init__(self, name: str, out: Path, seed: int = 0, seeds: int | None = None, fast: bool = False,
                  accelerator: str = "cpu", data_dir: Path = Path("data")) -> None:
-        if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
-            raise ValueError(f"seeds {seeds!r} must be a positive integer")
-        self.name, self.seed, self.n_seeds, self.fast = name, seed, seeds, fast
+        self.name, self.seed, self.fast = name, seed, fast
+        self.n_seeds = None if seeds is None else check_int(seeds, "seeds")
         self.accelerator, self.data_dir = accelerator, data_dir
         self.dir = next_version(Path(out) / f"lesson_{name}")
         self.report = Report()

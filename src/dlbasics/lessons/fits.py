@@ -11,9 +11,8 @@ from torch import Tensor
 
 from dlbasics.callbacks.figures import fit_figure
 from dlbasics.callbacks.figures.base import forward_eval
-from dlbasics.lessons.plots import caption
+from dlbasics.lessons.plots import band, caption
 from dlbasics.lessons.runner import RunResult, SeedRuns, stack
-from dlbasics.lessons.stats import mean_band
 
 RESOLUTION = 300
 
@@ -56,9 +55,7 @@ def fits_figure(runs: Sequence[SeedRuns], title: str) -> Figure:
     colors = {line.get_label(): line.get_color() for line in ax.get_lines()}
     seeds = set()
     for name, c in curves.items():
-        if c.shape[0] > 1:
-            low, high = mean_band(c)
-            ax.fill_between(data["grid_x"].numpy(), low, high, color=colors[name], alpha=0.2, linewidth=0)
+        if band(ax, data["grid_x"].numpy(), c, colors[name]):
             seeds.add(c.shape[0])
     caption(fig, seeds)
     return fig

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from dlbasics.figures import new_figure
@@ -35,11 +36,7 @@ def lines_figure(panels: dict[str, dict[str, Series]], title: str, ylabel: str =
             curves = np.atleast_2d(np.asarray(values, dtype=np.float64))
             mean = np.nanmean(curves, axis=0)
             (line,) = ax.plot(np.arange(mean.size), mean, label=label)
-            if curves.shape[0] > 1:
-                low, high = mean_band(curves)
-                if log_y:  # a log axis can't show an interval reaching below 0: the band stops at the lowest seed
-                    low = np.maximum(low, np.nanmin(curves, axis=0))
-                ax.fill_between(np.arange(mean.size), low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+            if band(ax, np.arange(mean.size), curves, line.get_color(), positive=log_y):
                 seeds.add(curves.shape[0])
         for epoch, text in (marks or {}).items():
             ax.axvline(epoch, color="grey", linestyle="--", linewidth=1)
@@ -53,6 +50,20 @@ def lines_figure(panels: dict[str, dict[str, Series]], title: str, ylabel: str =
     fig.suptitle(title)
     caption(fig, seeds)
     return fig
+
+
+def band(ax: Axes, xs: np.ndarray, curves: np.ndarray, color: str, positive: bool = False) -> bool:
+    """Shade the 95% t-interval of the mean of ``curves`` (seeds, points) around a line; False with one seed.
+
+    With ``positive`` (a log axis, which can't show an interval reaching below 0) the band stops at the lowest seed.
+    """
+    if curves.shape[0] < 2:
+        return False
+    low, high = mean_band(curves)
+    if positive:
+        low = np.maximum(low, np.nanmin(curves, axis=0))
+    ax.fill_between(xs, low, high, color=color, alpha=0.2, linewidth=0)
+    return True
 
 
 def caption(fig: Figure, seeds: set[int], mark: str = "line", spread: str = "band") -> None:
