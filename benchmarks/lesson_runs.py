@@ -92,19 +92,20 @@ def reference(settings: Settings, run: Run) -> Reference:
 
 
 def context(settings: Settings, lesson: str) -> LessonContext:
-    """A fresh lesson context: a new ``<out>/lesson_<lesson>/version_N`` folder."""
-    return LessonContext(lesson, out=settings.out, seed=SEED, fast=settings.quick, data_dir=settings.data_dir)
+    """A fresh lesson context: a new ``<out>/lesson_<lesson>/version_N`` folder; one seed (one run against one
+    raw loop)."""
+    return LessonContext(lesson, out=settings.out, seed=SEED, seeds=1, fast=settings.quick, data_dir=settings.data_dir)
 
 
 def lesson_side(settings: Settings, lesson: str, ref: Reference,
                 callbacks: Callable[[], list[Callback]] = list) -> Side:
-    """Each repeat makes a fresh context and callbacks (untimed); the timed call is ``ctx.run(ref.run, callbacks)``:
+    """Each repeat makes a fresh context and callbacks (untimed); the timed call is ``ctx.run(ref.run, callbacks)`` at one seed:
     parsing the config, building model, datamodule and trainer, loading the data, fit and test."""
     def prepare() -> Callable[[], dict[str, Any]]:
         ctx, figures = context(settings, lesson), callbacks()
 
         def call() -> dict[str, Any]:
-            result = ctx.run(ref.run, figures)
+            result = ctx.run(ref.run, figures).first
             return {**final_metrics(result), **lesson_work(ref), "fit_s": result.seconds}
         return call
     return prepare
