@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import shlex
 import shutil
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 
-from dlbasics.callbacks import GradientFlowWarning
-from dlbasics.lightning_cli import hide_lightning_noise
 
 from benchmarks.lesson_runs import ROOT, Settings
 from benchmarks.report import Row, load_average, markdown, timing_notes
-from benchmarks.timing import interleave
+from benchmarks.timing import interleave, quiet
 from benchmarks.workloads import WORKLOADS
 
 DEFAULT_OUT = ROOT / "benchmarks" / "RESULTS.md"
@@ -37,15 +33,6 @@ def parser() -> argparse.ArgumentParser:
                    help="smoke run: the lessons' fast budgets on both sides, 1 repeat; writes no file unless --out")
     p.add_argument("--out", type=Path, default=None, help=f"markdown results file (default: {DEFAULT_OUT})")
     return p
-
-
-def quiet() -> None:
-    """Keep Lightning's per-run banners and warnings out of the table."""
-    hide_lightning_noise()
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=GradientFlowWarning)  # the callbacks workload's per-epoch warnings
 
 
 def run_workloads(names: list[str], repeats: int, settings: Settings) -> tuple[list[Row], dict[str, list[str]]]:

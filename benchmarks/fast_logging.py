@@ -13,11 +13,9 @@ median over rounds of the two back-to-back runs' ratio (without / with), as in `
 from __future__ import annotations
 
 import argparse
-import logging
 import shutil
 import sys
 import tempfile
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,10 +23,9 @@ from typing import Any
 from dlbasics.callbacks import FastLogging, RegressionFit
 from dlbasics.lessons.regularization import tinynet
 from dlbasics.lessons.runner import build_run
-from dlbasics.lightning_cli import hide_lightning_noise
 
 from benchmarks.report import load_average, machine_info
-from benchmarks.timing import Side, Timings, interleave
+from benchmarks.timing import Side, Timings, interleave, quiet
 
 SEED = 0
 SIDES = ("without FastLogging", "with FastLogging")
@@ -89,10 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.repeats < 1:
         p.error(f"--repeats {args.repeats} must be at least 1")
-    hide_lightning_noise()
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    quiet()
     start_load = load_average()
     timings = measure(args.repeats, args.quick)
     command = " ".join(["python -m benchmarks.fast_logging", *(sys.argv[1:] if argv is None else argv)])

@@ -15,11 +15,9 @@ ensemble(N) / 1 seed <= 2.
 from __future__ import annotations
 
 import argparse
-import logging
 import shutil
 import sys
 import tempfile
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,10 +28,9 @@ from dlbasics.lessons.dropout import BY_RATE
 from dlbasics.lessons.ensemble import run_ensemble
 from dlbasics.lessons.regularization import MAIN
 from dlbasics.lessons.runner import Run, run_lesson_run
-from dlbasics.lightning_cli import hide_lightning_noise
 
 from benchmarks.report import load_average, machine_info
-from benchmarks.timing import Side, Timings, interleave
+from benchmarks.timing import Side, Timings, interleave, quiet
 
 WORKLOADS = {"L4 DropNet (toy2d_dropout.yaml)": BY_RATE[0.5], "L5 TinyNet (sine_tinynet.yaml)": MAIN[0]}
 TARGET = 2.0  # ensemble(N seeds) / 1 seed
@@ -94,10 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--repeats {args.repeats} must be at least 1 and --seeds {args.seeds} at least 2")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    hide_lightning_noise()
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    quiet()
     start_load = load_average()
     lines = []
     for name, run in WORKLOADS.items():

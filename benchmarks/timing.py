@@ -6,6 +6,7 @@ import gc
 import statistics
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -54,3 +55,12 @@ def interleave(sides: dict[str, Side], repeats: int, label: str, seed: int = 0) 
             del call
             print(f"[{label}] {name}: {elapsed:.2f} s (repeat {round_}/{repeats})", file=sys.stderr, flush=True)
     return Timings(seconds, results)
+
+
+def quiet() -> None:
+    """Keep Lightning's per-run banners and warnings out of the timing output: what ``dlbasics lesson`` silences
+    (``quiet_lightning``), and deprecation warnings."""
+    from dlbasics.lessons.cli import quiet_lightning
+
+    quiet_lightning()
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
