@@ -1,4 +1,5 @@
-"""L2 Backpropagation: chain rule by hand, gradient flow in a small MLP, vanishing gradients in a deep one."""
+"""L2 Backpropagation: chain rule by hand, gradient flow in a small MLP, vanishing gradients in a deep one, and
+numerical gradients (L2.d, in ``numerical_gradients``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from statistics import fmean as mean
 
 from dlbasics.backprop import EXAMPLES, add_arguments, backprop, by_hand
 from dlbasics.callbacks import GradientFlowMonitor
+from dlbasics.lessons import numerical_gradients
 from dlbasics.lessons.claims import Claim
 from dlbasics.lessons.context import LessonContext
 from dlbasics.lessons.plots import lines_figure
@@ -63,6 +65,13 @@ CLAIMS = (
           lambda r: first_hidden(r["deep_sigmoid"]) / first_hidden(r["deep_relu"]), runs=DEEP_RUNS, below=0.1),
     Claim("L2.c", "in the deep sigmoid net the first hidden layer's gradient is below a tenth of its last's",
           lambda r: first_over_last(r["deep_sigmoid"]), runs=("deep_sigmoid",), below=0.1),
+    # L2.d trains nothing: numerical_gradients.run records each seed's checks in ctx.by_seed, under its NAME (not
+    # a Lightning run, hence runs=()), at the seeds of the lesson's runs.
+    Claim("L2.d", "at the best step h, central differences agree with autograd within 1e-6 in float64 "
+          f"({numerical_gradients.MLP_LABEL}, each seed's own weights and points)",
+          numerical_gradients.best_float64_error, runs=(), below=1e-6),
+    Claim("L2.d", "the float32 error curve has its minimum at a larger step h than the float64 curve "
+          "(measure: decades between the two minima)", numerical_gradients.best_h_decades, runs=(), above=0.0),
 )
 
 
@@ -98,3 +107,4 @@ def run(ctx: LessonContext) -> None:
                                                                  zip(deep["sigmoid"].results, deep["relu"].results)],
                       "L2.c first/last hidden |grad|, sigmoid": deep["sigmoid"].each(first_over_last),
                       "L2.c first/last hidden |grad|, relu": deep["relu"].each(first_over_last)})
+    numerical_gradients.run(ctx, small.seeds)
