@@ -11,8 +11,10 @@ RATES = (0.0, 0.3, 0.5, 0.7)
 WD = "--model.optimizer.weight_decay=0.02"
 # "Shows it": on the noiseless quadratic task the plain DropNet generalises perfectly, so there is no gap to narrow.
 # Flipping a share of the training labels gives it noise to memorise; validation labels stay clean.
-NOISY = ("--data.label_noise=0.2", "--trainer.max_epochs=200")
-SHOWS_IT = ("20% of the training labels flipped and 200 epochs instead of 80: a gap appears only when there is "
+# 400 epochs, not 200: at 200 the plain net has memorised in only 8 of seeds 0-9 (seed 2's gap is -0.03, seed 4's 0.0);
+# at 400 its eval-mode gap is above 0.06 in all 10.
+NOISY = ("--data.label_noise=0.2", "--trainer.max_epochs=400")
+SHOWS_IT = ("20% of the training labels flipped and 400 epochs instead of 80: a gap appears only when there is "
             "something wrong to memorise and the time to memorise it")
 
 
@@ -107,7 +109,7 @@ def run(ctx: LessonContext) -> None:
     gap_figure([plain, dropped, with_wd], "L4.c none vs dropout vs dropout + weight decay", "l4c_regularisation", ctx)
     noisy = {key: ctx.run(run) for key, run in NOISY_RUNS.items()}
     gap_figure([noisy[k] for k in ("none", "dropout", "dropout+wd")], "L4.c shows it: 20% of the training labels "
-               "flipped, 200 epochs", "l4c_regularisation_shows_it", ctx)
+               "flipped, 400 epochs", "l4c_regularisation_shows_it", ctx)
     ctx.figure(overlay_curves([noisy["none"], noisy["dropout 0.3"], noisy["dropout"], noisy["dropout 0.7"]],
                               ["val/acc"], "L4.d shows it: validation accuracy by dropout rate, noisy labels"),
                "l4d_dropout_rates_shows_it")
