@@ -42,9 +42,11 @@ from dlbasics.lessons.runner import (
 from dlbasics.models.ensemble import MemberRNG, SeedEnsemble
 
 # Callbacks whose records of an ensemble ``member_view`` splits per member, or that need no splitting. A figure
-# callback (DecisionBoundary, RegressionFit, ...) would draw one figure of the whole ensemble: not ensembled.
+# callback (DecisionBoundary, RegressionFit, ...) would draw one figure of the whole ensemble: not ensembled. Nor
+# is a checkpoint a lesson run keeps (``EarlyStopping`` and a best-epoch ``ModelCheckpoint`` watch one seed's
+# ``val/loss``): a config's ``save_last`` checkpoint, which lesson runs drop, is the only one allowed.
 PER_MEMBER_CALLBACKS = (MetricHistory, FastLogging, NonFiniteGuard, RNGStateCheckpoint, GradientFlowMonitor,
-                        ActivationStats, ActivationSwap, Checkpoint)  # Checkpoint: lesson runs drop it
+                        ActivationStats, ActivationSwap)
 # Data sets where a seed's arithmetic, not Lightning's per-epoch cost, sets the time: an ensemble wins nothing.
 SOLO_DATA = (MNISTDataModule,)
 # Overrides of settings ``SeedEnsemble`` refuses (they would couple the members), or that replace the model's own
@@ -55,8 +57,9 @@ SEED_SUFFIX = re.compile(r"^(?P<name>.+)/seed_(?P<seed>-?\d+)$")
 
 def can_ensemble(run: Run, callbacks: Sequence[Callback] = ()) -> bool:
     """Whether ``run_ensemble`` can train ``run``'s seeds with the lesson's ``callbacks``, from its config file and
-    overrides (cheap: the config is read as YAML, not parsed). False for figure callbacks, MNIST, and settings
-    ``SeedEnsemble`` refuses (a learning-rate scheduler, gradient clipping)."""
+    overrides (cheap: the config is read as YAML, not parsed). False for figure callbacks, checkpoints the run
+    keeps, early stopping, MNIST, and settings ``SeedEnsemble`` refuses (a learning-rate scheduler, gradient
+    clipping)."""
     if not all(isinstance(c, PER_MEMBER_CALLBACKS) for c in callbacks):
         return False
     config = yaml.safe_load((CONFIGS / run.config).read_text()) or {}
@@ -67,9 +70,11 @@ def can_ensemble(run: Run, callbacks: Sequence[Callback] = ()) -> bool:
         return False
     if any(COUPLING_OVERRIDES.match(arg) for arg in (*run.overrides, *run.fast)):
         return False
-    config_callbacks = [entry.get("class_path") for entry in trainer.get("callbacks") or []]
-    if not all(issubclass(resolve(path), PER_MEMBER_CALLBACKS) for path in config_callbacks):
-        return False
+    for entry in trainer.get("callbacks") or []:
+        kind, monitor = resolve(entry.get("class_path", "")), (entry.get("init_args") or {}).get("monitor")
+        dropped = issubclass(kind, Checkpoint) and monitor is None  # as ``runner.keeps_best`` decides
+        if not (dropped or issubclass(kind, PER_MEMBER_CALLBACKS)):
+            return False
     return not issubclass(resolve(data.get("class_path", "")), SOLO_DATA)
 
 

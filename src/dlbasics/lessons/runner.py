@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 
 from dlbasics.callbacks import FastLogging
 from dlbasics.callbacks.figures.base import forward_eval
@@ -89,6 +89,24 @@ class RunResult:
         """The run's (first) callback of this class: one the lesson added, or one its config holds."""
         return next(c for c in self.callbacks if isinstance(c, kind))
 
+    @property
+    def epochs(self) -> int:
+        """How many epochs it trained: its budget, or fewer where a callback (``EarlyStopping``) stopped it."""
+        return max(map(len, self.curves.values()), default=0)
+
+    @property
+    def best_checkpoint(self) -> Path:
+        """The checkpoint of its best epoch, kept by its ``ModelCheckpoint`` that monitors a metric.
+
+        Raises:
+            ValueError: if the run has no such checkpoint, or it saved none.
+        """
+        kept = [c.best_model_path for c in self.callbacks if keeps_best(c)]
+        if not kept or not kept[0]:
+            raise ValueError(f"run {self.name!r} kept no best-epoch checkpoint: give its config a ModelCheckpoint "
+                             "with monitor: val/loss (as configs/sine_early_stopping.yaml does)")
+        return Path(kept[0])
+
     def tail_mean(self, metric: str, epochs: int = 10) -> float:
         """Mean of the metric over the last ``epochs`` epochs: steadier than the last value of a noisy curve."""
         values = self.curves[metric][-epochs:]
@@ -157,11 +175,18 @@ def stack(series: Sequence[Sequence[float]]) -> np.ndarray:
     return out
 
 
-class LessonRunCLI(DLBasicsCLI):
-    """The ``dlbasics fit`` parser and links, with the lesson's trainer: its logger, no checkpoints, its callbacks.
+def keeps_best(callback: Callback) -> bool:
+    """A checkpoint that monitors a metric (``ModelCheckpoint(monitor="val/loss")``): it picks the run's best epoch."""
+    return isinstance(callback, Checkpoint) and getattr(callback, "monitor", None) is not None
 
-    The config's callbacks stay (an activation swap is part of the run), except checkpointing: lessons compare
-    curves, and checkpoints would only cost time. The config's other trainer settings (epochs, batch limits) stay.
+
+class LessonRunCLI(DLBasicsCLI):
+    """The ``dlbasics fit`` parser and links, with the lesson's trainer: its logger, its callbacks.
+
+    The config's callbacks stay (an activation swap is part of the run), except checkpoints that only save epochs
+    (``save_last``): lessons compare curves, and those would only cost time. A checkpoint that keeps the best epoch
+    (``keeps_best``) is part of the run and stays, as do the lesson's own, writing into the run's folder
+    (``<run>/checkpoints``). The config's other trainer settings (epochs, batch limits) stay.
     """
 
     def __init__(self, *args: Any, lesson: dict[str, Any], **kwargs: Any) -> None:
@@ -176,11 +201,15 @@ class LessonRunCLI(DLBasicsCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = dict(self.config_init["trainer"])
-        kept = [c for c in config.pop("callbacks") or [] if not isinstance(c, Checkpoint)]
+        kept = [c for c in config.pop("callbacks") or [] if not isinstance(c, Checkpoint) or keeps_best(c)]
+        callbacks = [*self.lesson["callbacks"], *kept]
+        for callback in callbacks:
+            if isinstance(callback, ModelCheckpoint):  # each seed's run its own folder, never a shared one
+                callback.dirpath = str(Path(self.lesson["logger"].log_dir) / "checkpoints")
         if self.lesson["shorten"] and config.get("max_epochs"):
             config["max_epochs"] = max(3, config["max_epochs"] // 10)
-        config.update(logger=self.lesson["logger"], callbacks=[*self.lesson["callbacks"], *kept],
-                      accelerator=self.lesson["accelerator"], devices=1, enable_checkpointing=False,
+        config.update(logger=self.lesson["logger"], callbacks=callbacks, accelerator=self.lesson["accelerator"],
+                      devices=1, enable_checkpointing=any(isinstance(c, Checkpoint) for c in callbacks),
                       enable_progress_bar=False, enable_model_summary=False)
         return Trainer(**config)
 
