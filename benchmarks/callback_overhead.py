@@ -9,6 +9,12 @@ one batch in 10 falls on exactly a tenth of the timed steps. The first row is th
 paired ratio with/without of the timed steps (target <= 1.10); the second, for the record, the same ratio of
 whole fits, which adds the work done once per epoch or fit (the gradient-flow figure and heatmap, the
 activations-over-time figure), a share that shrinks as epochs get longer.
+
+The paired ratio is only as steady as the machine: on a shared 2-core VM its rounds spread over +-20%. So the
+with-side also clocks its callbacks' own per-step work from the inside (``HookClock``: every per-step hook and
+ActivationStats' forward hooks, in the same timed steps): their share of the step, and the ratio it implies
+(step / (step - hooks)), compare two parts of the same steps, so a slow minute slows both. What that leaves out
+(the callbacks' effect on the rest of the step: caches, allocator) is what the paired ratio adds.
 """
 
 from __future__ import annotations
@@ -70,23 +76,56 @@ class StepTimer(Callback):
         return self.ends[-1] - self.ends[0]  # batches 1..n-1: the first batch (warm-up) is before ends[0]
 
 
-def side(batches: int, root: str, callbacks: Callable[[], list[Callback]], steps_s: list[float]) -> Side:
-    """A fit of ``batches`` steps with ``callbacks()``; each run appends its timed steps' seconds to ``steps_s``."""
+PER_STEP_HOOKS = ("on_train_batch_start", "on_before_backward", "on_after_backward", "on_before_optimizer_step",
+                  "on_before_zero_grad", "on_train_batch_end", "_hook")  # _hook: ActivationStats' forward hook
+
+
+class HookClock:
+    """Wraps the per-step hooks of some callbacks (before the fit, so forward hooks bind the wrapper) and keeps
+    ``(start, seconds)`` of every call."""
+
+    def __init__(self, callbacks: list[Callback]) -> None:
+        self.calls: list[tuple[float, float]] = []
+        for callback in callbacks:
+            for name in PER_STEP_HOOKS:
+                if name in vars(type(callback)):  # hooks the class defines, not Callback's no-op ones
+                    setattr(callback, name, self._timed(getattr(callback, name)))
+
+    def _timed(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.calls.append((start, time.perf_counter() - start))
+        return timed
+
+    def seconds_between(self, begin: float, end: float) -> float:
+        return sum(seconds for start, seconds in self.calls if begin <= start < end)
+
+
+def side(batches: int, root: str, callbacks: Callable[[], list[Callback]], steps_s: list[float],
+         hooks_s: list[float] | None = None) -> Side:
+    """A fit of ``batches`` steps with ``callbacks()``; each run appends its timed steps' seconds to ``steps_s``
+    and, given ``hooks_s``, the seconds its callbacks' per-step hooks took within those steps."""
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(batches * BATCH, 3, 32, 32, generator=generator)
     y = torch.randint(0, 10, (batches * BATCH,), generator=generator)
 
     def prepare() -> Callable[[], dict[str, Any]]:
         torch.manual_seed(0)
-        model, timer = ResNetSystem(), StepTimer()
+        model, timer, watched = ResNetSystem(), StepTimer(), callbacks()
+        clock = HookClock(watched) if hooks_s is not None else None
         trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
                             enable_progress_bar=False, enable_model_summary=False, default_root_dir=root,
-                            callbacks=[*callbacks(), timer])
+                            callbacks=[*watched, timer])
         data = DataLoader(TensorDataset(x, y), batch_size=BATCH)
 
         def call() -> dict[str, Any]:
             trainer.fit(model, data)
             steps_s.append(timer.steps_s())
+            if clock is not None:
+                hooks_s.append(clock.seconds_between(timer.ends[0], timer.ends[-1]))
             return {"steps": len(timer.ends) - 1}
         return call
     return prepare
@@ -104,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     callbacks = {"without callbacks": list,
                  "with callbacks": lambda: [GradientFlowMonitor(), ActivationStats(), NonFiniteGuard()]}
     with tempfile.TemporaryDirectory() as root:
-        sides = {name: side(args.batches, root, make, steps[name]) for name, make in callbacks.items()}
+        hooks: list[float] = []
+        sides = {name: side(args.batches, root, make, steps[name], hooks if name == "with callbacks" else None)
+                 for name, make in callbacks.items()}
         timings = interleave(sides, args.repeats, "callback overhead")
     timed = timings.results["with callbacks"]["steps"]
     ratios = [a / b for a, b in zip(steps["with callbacks"], steps["without callbacks"], strict=True)]
@@ -120,6 +161,12 @@ def main(argv: list[str] | None = None) -> int:
           f"| {timings.median('with callbacks'):.2f} | {fit_ratio:.3f} | - | - |")
     print(f"\nPaired per-step ratios of the rounds: {', '.join(f'{r:.3f}' for r in ratios)}; ratio of the median "
           f"steps: {per_step['with callbacks'] / per_step['without callbacks']:.3f}.")
+    shares = [h / s for h, s in zip(hooks, steps["with callbacks"], strict=True)]
+    share = statistics.median(shares)
+    print(f"Inside the with-callbacks steps, the callbacks' per-step hooks took {share:.1%} of the step time (median "
+          f"of the rounds: {', '.join(f'{x:.1%}' for x in shares)}), {1000 * statistics.median(hooks) / timed:.1f} ms "
+          f"a step: an implied with/without ratio of {1 / (1 - share):.3f} "
+          f"({'within' if 1 / (1 - share) <= TARGET else 'ABOVE'} the target {TARGET}).")
     print(f"Default sampling: {DEFAULT_SAMPLING}")
     return 0
 
