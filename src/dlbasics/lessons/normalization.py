@@ -151,10 +151,11 @@ def activation_figures(ctx: LessonContext, runs: Mapping[str, SeedRuns]) -> None
 
 
 def curves_figure(ctx: LessonContext, runs: Mapping[str, SeedRuns], title: str, filename: str) -> None:
-    ctx.figure(lines_figure({metric: {LABELS[name]: seeds.curves(metric) for name, seeds in runs.items()}
-                             for metric in ("train/loss", "train/acc")},
-                            f"{title}\n(train/*: the whole training set as one batch, in train mode)", log_y=True),
-               filename)
+    fig = lines_figure({metric: {LABELS[name]: seeds.curves(metric) for name, seeds in runs.items()}
+                        for metric in ("train/loss", "train/acc")},
+                       f"{title}\n(train/*: the whole training set as one batch, in train mode)", log_y=True)
+    fig.axes[1].set_yscale("linear")  # the loss spans decades, the accuracy 0.5 to 1
+    ctx.figure(fig, filename)
 
 
 def run(ctx: LessonContext) -> None:
