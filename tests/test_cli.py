@@ -177,7 +177,16 @@ def test_a_fit_prints_what_a_user_acts_on_and_not_lightnings_banners(tmp_path):
     out = result.stdout + result.stderr
     for noise in ("GPU available", "TPU available", "Tip:", "| Name", "dirpath has changed"):
         assert noise not in out
-    assert "Test it with: dlbasics test --config " + str(ROOT / "configs/moons_mlp.yaml") in out
+    # The hint repeats the command's overrides (a user's --data.init_args.path must reach the test too).
+    assert "Test it with: dlbasics test --config " + str(ROOT / "configs/moons_mlp.yaml") + " " + " ".join(TINY) in out
+
+
+def test_the_test_hint_keeps_every_override_but_the_subcommand_config_and_checkpoint():
+    from dlbasics.lightning_cli import command_overrides
+
+    args = ["fit", "--config", "c.yaml", "--data.init_args.path", "my file.csv", "--ckpt_path=last",
+            "--config=d.yaml", "--trainer.max_epochs=3", "--ckpt_path", "x.ckpt"]
+    assert command_overrides(args) == ["--data.init_args.path", "my file.csv", "--trainer.max_epochs=3"]
 
 
 def test_fit_help_says_how_to_list_the_model_and_data_settings(capsys):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import shutil
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +41,7 @@ class DLBasicsCLI(LightningCLI):
 
     def parse_arguments(self, parser, args) -> None:  # noqa: ANN001 (LightningCLI's signature)
         super().parse_arguments(parser, args)
+        self._args = list(sys.argv[1:] if args is None else args) if not isinstance(args, dict) else []
         self._checkpoint: tuple[str, dict[str, Any]] | None = None  # (path, content): loaded once, checked twice
         # Before Lightning reads the checkpoint's settings over the config's (in __init__, right after this).
         subcommand = self.config.get("subcommand")
@@ -126,10 +129,26 @@ class DLBasicsCLI(LightningCLI):
         if path:
             configs = self.config[self.subcommand].get("config") or []
             config = str(configs[0]) if len(configs) == 1 else "CONFIG"
-            rank_zero_info(f"Checkpoint: {path}\nTest it with: dlbasics test --config {config} --ckpt_path {path}")
+            overrides = "".join(f" {shlex.quote(arg)}" for arg in command_overrides(getattr(self, "_args", [])))
+            rank_zero_info(f"Checkpoint: {path}\nTest it with: dlbasics test --config {config}{overrides} "
+                           f"--ckpt_path {path}")
 
     def after_test(self) -> None:
         rank_zero_info(f"Logs: {self.trainer.log_dir}  (view with: tensorboard --logdir lightning_logs)")
+
+
+def command_overrides(args: list[str]) -> list[str]:
+    """The arguments of a ``dlbasics fit`` command line other than its subcommand, ``--config`` and ``--ckpt_path``:
+    what a ``dlbasics test`` of the same run must repeat (``--data.init_args.path my.csv``)."""
+    kept, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in ("--config", "--ckpt_path"):
+            skip = True
+        elif not (arg in LIGHTNING_SUBCOMMANDS or arg.startswith(("--config=", "--ckpt_path="))):
+            kept.append(arg)
+    return kept
 
 
 def check_callbacks_before_run(trainer: Trainer, model: LightningModule) -> None:
