@@ -204,6 +204,17 @@ def test_a_forgotten_task_regression_under_a_regressor_is_refused_before_the_fir
     assert run_folders(tmp_path) == []
 
 
+def test_a_classifier_on_a_file_read_for_regression_says_what_to_change(tmp_path, monkeypatch, capsys):
+    from dlbasics.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "wave.csv", "x,y\n" + "".join(f"{i},{i / 7}\n" for i in range(40)))
+    assert main(["fit", "--config", str(CONFIGS / "csv_classifier.yaml"), *TINY, "--data.init_args.path", "wave.csv",
+                 "--data.init_args.task", "regression"]) == 2
+    assert "Classifier needs at least 2 classes, but the data has num_outputs=1" in capsys.readouterr().err
+    assert run_folders(tmp_path) == []
+
+
 # The configs on a file.
 
 def test_csv_classifier_fits_a_users_file_with_its_label(tmp_path, monkeypatch):

@@ -18,6 +18,10 @@ class Classifier(System):
     """
 
     def make_metrics(self, num_outputs: int) -> MetricCollection:
+        if num_outputs < 2:  # torchmetrics would say only "num_classes ... larger than 1, but got 1"
+            raise ValueError(f"Classifier needs at least 2 classes, but the data has num_outputs={num_outputs}: a "
+                             "regression target? Use dlbasics.models.Regressor (--model=dlbasics.models.Regressor) "
+                             "or read the data for classification (--data.task classification)")
         return MetricCollection({"acc": MulticlassAccuracy(num_classes=num_outputs, average="micro")})
 
     def loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
