@@ -7,6 +7,8 @@ import argparse
 from collections.abc import Mapping
 from statistics import fmean as mean
 
+from torch import nn
+
 from dlbasics.backprop import EXAMPLES, add_arguments, backprop, by_hand
 from dlbasics.callbacks import GradientFlowMonitor
 from dlbasics.lessons import numerical_gradients
@@ -37,8 +39,11 @@ def layer_grads(result: RunResult) -> dict[str, list[float]]:
 
 
 def hidden_grads(result: RunResult) -> dict[str, list[float]]:
-    """``{hidden layer: mean |grad| per epoch}``: every weight layer but the output layer."""
-    return dict(list(layer_grads(result).items())[:-1])
+    """``{hidden Linear layer: mean |grad| per epoch}``, in forward order: the layers whose module is an
+    ``nn.Linear``, but the output one (a BatchNorm or LayerNorm ``weight`` is not a hidden layer)."""
+    modules = dict(result.model.named_modules())
+    linear = [(name, grads) for name, grads in layer_grads(result).items() if isinstance(modules.get(name), nn.Linear)]
+    return dict(linear[:-1])
 
 
 def first_hidden(result: RunResult) -> float:

@@ -6,10 +6,8 @@ import math
 from collections.abc import Callable, Mapping
 from statistics import fmean as mean
 
-from torch import nn
-
 from dlbasics.callbacks import ActivationStats
-from dlbasics.lessons.backprop_lesson import DEEP, layer_grads
+from dlbasics.lessons.backprop_lesson import DEEP, first_hidden, hidden_grads
 from dlbasics.lessons.claims import PUBLISHED, Claim
 from dlbasics.lessons.context import LessonContext
 from dlbasics.lessons.plots import lines_figure, sweep_plot
@@ -62,23 +60,10 @@ REACHED = ACCURACY - 0.5 / 200  # at least 190 of the 200 training points (float
 __all__ = ["CLAIMS", "RUNS", "run"]
 
 
-def linear_grads(result: RunResult) -> dict[str, list[float]]:
-    """``{hidden Linear layer: mean |grad| per epoch}``, in forward order: the layers whose module is an
-    ``nn.Linear``, but the output one (a BatchNorm or LayerNorm ``weight`` is not a hidden layer)."""
-    modules = dict(result.model.named_modules())
-    linear = [(name, grads) for name, grads in layer_grads(result).items() if isinstance(modules.get(name), nn.Linear)]
-    return dict(linear[:-1])
-
-
-def first_linear(result: RunResult) -> float:
-    """The first hidden Linear layer's mean |grad|, averaged over the epochs."""
-    return mean(next(iter(linear_grads(result).values())))
-
-
 def gain(result: RunResult, plain: RunResult) -> float:
     """How many times the published sigmoid net's first-layer mean |grad| a variant's is, at the same seed (both
     start from the same Linear weights: a norm layer draws no random numbers)."""
-    return first_linear(result) / first_linear(plain)
+    return first_hidden(result) / first_hidden(plain)
 
 
 def train_acc(result: RunResult) -> float:
@@ -125,13 +110,13 @@ def per_layer(runs: Mapping[str, SeedRuns], measure: Callable[[RunResult], list[
 
 
 def gradient_figures(ctx: LessonContext, runs: Mapping[str, SeedRuns]) -> None:
-    layers = list(range(1, len(linear_grads(runs[PLAIN.name].first)) + 1))
-    fig = sweep_plot(layers, per_layer(runs, lambda r: [mean(g) for g in linear_grads(r).values()]),
+    layers = list(range(1, len(hidden_grads(runs[PLAIN.name].first)) + 1))
+    fig = sweep_plot(layers, per_layer(runs, lambda r: [mean(g) for g in hidden_grads(r).values()]),
                      "L11 gradient flow: 6 hidden layers of 32 on the linear task",
                      "hidden Linear layer (1 = nearest the input)", "mean |grad| of its weights, epoch mean")
     fig.axes[0].set_yscale("log")
     ctx.figure(fig, "l11_gradient_flow")
-    first = {LABELS[name]: [next(iter(linear_grads(r).values())) for r in seeds.results] for name, seeds in runs.items()}
+    first = {LABELS[name]: [next(iter(hidden_grads(r).values())) for r in seeds.results] for name, seeds in runs.items()}
     ctx.figure(lines_figure({"first hidden Linear layer": first}, "L11 the first hidden layer's gradient, epoch by "
                             "epoch", ylabel="mean |grad| of its weights", log_y=True),
                "l11_first_layer_gradient")
@@ -170,7 +155,7 @@ def run(ctx: LessonContext) -> None:
     for table, rows in (("L11 deep net variants, 30 epochs (published)", runs),
                         ("L11 shows it (more epochs)", longer)):
         for name, seeds in rows.items():
-            report.add(table, LABELS[name], first_hidden_grad=seeds.each(first_linear),
+            report.add(table, LABELS[name], first_hidden_grad=seeds.each(first_hidden),
                        train_acc_eval=seeds.each(train_acc), train_acc_batch=seeds.last("train/acc"),
                        train_loss_eval=seeds.each(lambda r: r.evaluate("train")["loss"]))
             if name in runs:
