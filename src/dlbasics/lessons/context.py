@@ -74,8 +74,9 @@ class LessonContext:
         self.by_seed: dict[int, dict[str, RunResult]] = {}  # every run's result, by seed and run name
         self.claims: list[ClaimResult] = []
 
-    def seeds_for(self, run: Run) -> list[int]:
-        count = self.n_seeds or run.default_seeds or DEFAULT_SEEDS
+    def seeds_for(self, run: Run | None = None) -> list[int]:
+        """The seeds of ``run``, or of a part of the lesson that trains no Lightning run (``None``)."""
+        count = self.n_seeds or (run.default_seeds if run is not None else None) or DEFAULT_SEEDS
         return list(range(self.seed, self.seed + count))
 
     def run(self, run: Run, callbacks: Sequence[Callback] = ()) -> SeedRuns:
