@@ -2,7 +2,7 @@
 
 - ``diagnostics/``: how training goes: ``GradientFlowMonitor`` (warning with ``GradientFlowWarning``),
   ``ActivationStats``, ``ActivationSwap`` with its ``Swap`` schedule entries, ``NonFiniteGuard`` (raising
-  ``NonFiniteError``).
+  ``NonFiniteError``), ``UpdateSizeMonitor`` (how far each step moves the weights).
 - ``figures/``: what the model does, drawn as it trains: ``DecisionBoundary``, ``RegressionFit`` (and
   ``fit_figure``), ``ConfusionMatrix``, ``Misclassified``, ``FeatureMaps``, on the base class ``FigureCallback``.
 - ``runtime/``: how a run runs: ``RNGStateCheckpoint`` (bitwise resumes), ``FastLogging`` (cheaper ``self.log``).
@@ -18,10 +18,10 @@ resumed runs). ``ActivationSwap``, ``ActivationStats``, ``GradientFlowMonitor`` 
 """
 
 from dlbasics.callbacks.diagnostics import (ActivationStats, ActivationSwap, GradientFlowMonitor, GradientFlowWarning,
-                                            NonFiniteError, NonFiniteGuard, Swap)
+                                            NonFiniteError, NonFiniteGuard, Swap, UpdateSizeMonitor)
 from dlbasics.callbacks.figures import ConfusionMatrix, DecisionBoundary, FeatureMaps, Misclassified, RegressionFit
 from dlbasics.callbacks.runtime import FastLogging, RNGStateCheckpoint
 
 __all__ = ["ActivationStats", "ActivationSwap", "ConfusionMatrix", "DecisionBoundary", "FastLogging", "FeatureMaps",
            "GradientFlowMonitor", "GradientFlowWarning", "Misclassified", "NonFiniteError", "NonFiniteGuard",
-           "RegressionFit", "RNGStateCheckpoint", "Swap"]
+           "RegressionFit", "RNGStateCheckpoint", "Swap", "UpdateSizeMonitor"]

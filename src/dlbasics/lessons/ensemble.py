@@ -25,6 +25,7 @@ from dlbasics.callbacks import (
     GradientFlowMonitor,
     NonFiniteGuard,
     RNGStateCheckpoint,
+    UpdateSizeMonitor,
 )
 from dlbasics.data.base import TensorDataModule
 from dlbasics.data.mnist import MNISTDataModule
@@ -46,7 +47,7 @@ from dlbasics.models.ensemble import MemberRNG, SeedEnsemble
 # is a checkpoint a lesson run keeps (``EarlyStopping`` and a best-epoch ``ModelCheckpoint`` watch one seed's
 # ``val/loss``): a config's ``save_last`` checkpoint, which lesson runs drop, is the only one allowed.
 PER_MEMBER_CALLBACKS = (MetricHistory, FastLogging, NonFiniteGuard, RNGStateCheckpoint, GradientFlowMonitor,
-                        ActivationStats, ActivationSwap)
+                        ActivationStats, ActivationSwap, UpdateSizeMonitor)
 # Data sets where a seed's arithmetic, not Lightning's per-epoch cost, sets the time: an ensemble wins nothing.
 SOLO_DATA = (MNISTDataModule,)
 # Overrides of settings ``SeedEnsemble`` refuses (they would couple the members), or that replace the model's own

@@ -1,8 +1,9 @@
-"""L8 Optimizers (first part, L8.a): SGD, momentum, RMSprop, Adam and AdamW on two ill-conditioned 2-D surfaces.
+"""L8 Optimizers: SGD, momentum, RMSprop, Adam and AdamW on ill-conditioned 2-D surfaces (L8.a), and SGD against
+Adam when one input feature is 100x larger than the other (L8.b).
 
-The trajectories use torch's optimizers directly on a 2-element parameter (``dlbasics.optim_surfaces``), not a
-Lightning run: there is no data and no network, only the surface. Each optimizer gets the same tuning budget, the
-same log grid of learning rates, and is shown at the one that reaches the threshold soonest from each seed's start.
+L8.a's trajectories use torch's optimizers directly on a 2-element parameter (``dlbasics.optim_surfaces``), not a
+Lightning run: there is no data and no network, only the surface. L8.b is Lightning runs of the L1 tiny net. Each
+optimizer gets the same tuning budget, the same log grid of learning rates, and is judged at its best rate.
 """
 
 from __future__ import annotations
@@ -19,11 +20,21 @@ from matplotlib.figure import Figure
 from dlbasics.figures import new_figure
 from dlbasics.lessons.claims import Claim
 from dlbasics.lessons.context import LessonContext
-from dlbasics.lessons.plots import caption
+from dlbasics.lessons.runner import Run, RunResult
+from dlbasics.lessons.plots import caption, lines_figure, sweep_plot
+from dlbasics.callbacks import UpdateSizeMonitor
 from dlbasics.optim_surfaces import OPTIMIZERS, QUADRATIC, ROSENBROCK, Paths, Surface, starts_for, trajectories
 
-RUNS = ()  # no Lightning runs yet: L8.a trains a 2-element parameter (the lesson's real-task part is planned)
 LRS = tuple(float(lr) for lr in np.logspace(-4, 0, 9))  # 1e-4 ... 1 in half decades, the same for every optimizer
+# L8.b: the L1 tiny net (2 -> 8 -> 2 ReLU, 80 full-batch epochs, linear task x0 + x1 > 0, N=100) with feature 0
+# multiplied by 100, at every rate of the grid. Without the config's diagnostics: SGD's largest rates diverge, and
+# NonFiniteGuard would stop every seed of the ensemble with the first; the lesson reports the diverged runs instead.
+SCALE = "--data.input_scale=[100, 1]"
+SCALED = {(opt, lr): Run(f"scaled_{opt.lower()}_lr{lr:.2g}", "tiny_activation.yaml",
+                         (SCALE, "--trainer.callbacks=[]", f"--model.optimizer=torch.optim.{opt}",
+                          f"--model.optimizer.lr={lr:.2g}")) for opt in ("SGD", "Adam") for lr in LRS}
+RUNS = tuple(SCALED.values())
+FIRST = "network.layers.0.weight"  # the first Linear layer: column 0 holds the weights from the scaled feature
 THRESHOLD = 1e-3  # "reaches the minimum": the loss stays below this (both surfaces have their minimum at 0)
 STEPS = {QUADRATIC.name: 500, ROSENBROCK.name: 2000}
 JITTER = 0.05  # each seed starts at the surface's start plus a normal offset of this std
@@ -65,6 +76,40 @@ def rosenbrock_gain(results: Mapping[str, Any]) -> float:
     return float(np.log10(seed.best(ROSENBROCK, "SGD")[2] / seed.best(ROSENBROCK, "SGD + momentum 0.9")[2]))
 
 
+def train_acc(result: RunResult) -> float:
+    """Eval-mode accuracy over the whole training split; 0 for a run that diverged (NaN weights)."""
+    acc = result.evaluate("train")["acc"]
+    return acc if diverged(result) is False else 0.0
+
+
+def diverged(result: RunResult) -> bool:
+    return not np.all(np.isfinite(result.curves.get("train/loss", [np.nan])))
+
+
+def best_scaled(results: Mapping[str, RunResult], optimizer: str) -> RunResult:
+    """The optimizer's L8.b run (at this seed) with the highest training accuracy over the grid."""
+    return max((results[SCALED[optimizer, lr].name] for lr in LRS), key=train_acc)
+
+
+def best_acc(optimizer: str) -> Any:
+    return lambda results: train_acc(best_scaled(results, optimizer))
+
+
+def column_ratio(result: RunResult) -> float:
+    """Mean |dw| per step of the first layer's weights from the scaled feature over those from the other one."""
+    monitor = result.callback(UpdateSizeMonitor)
+    return float(np.mean(monitor.series(FIRST, 0)) / np.mean(monitor.series(FIRST, 1)))
+
+
+def step_ratio(optimizer: str) -> Any:
+    return lambda results: column_ratio(best_scaled(results, optimizer))
+
+
+SCALED_NAMES = {opt: tuple(SCALED[opt, lr].name for lr in LRS) for opt in ("SGD", "Adam")}
+SCALED_SETTING = ("the project's own setting (the lessons published none): L1's tiny net on the linear task with "
+                  "feature 0 multiplied by 100, 80 full-batch epochs, each optimizer at its best rate of the grid "
+                  "1e-4..1")
+
 # L8.a trains no Lightning run: ``run`` records each seed's SeedPaths in ctx.by_seed under NAME (hence runs=()).
 CLAIMS = (
     *(Claim("L8.a", f"on the elongated quadratic {name} gets its loss below {THRESHOLD:g} (and keeps it there) in "
@@ -73,6 +118,17 @@ CLAIMS = (
     Claim("L8.a", "in Rosenbrock's curved valley SGD with momentum ends far lower than plain SGD in 2000 steps, each at "
           "its best grid learning rate (measure: log10 of SGD's final loss over momentum's; 2 = 100x lower)",
           rosenbrock_gain, runs=(), above=2.0, setting=SETTING),
+    Claim("L8.b", "with one input feature 100x larger, Adam at its best grid rate fits at least 95% of the training "
+          "points in 80 epochs (measure: its eval-mode training accuracy)", best_acc("Adam"),
+          runs=SCALED_NAMES["Adam"], above=0.945, setting=SCALED_SETTING),
+    Claim("L8.b", "with one input feature 100x larger, plain SGD at every grid rate fits fewer than 95% of the "
+          "training points in 80 epochs (measure: its best eval-mode training accuracy; a diverged run counts 0)", best_acc("SGD"), runs=SCALED_NAMES["SGD"], below=0.945, setting=SCALED_SETTING),
+    Claim("L8.b", "SGD's step follows the gradient: per step it moves the first-layer weights of the large feature "
+          "more than those of the small one (measure: the ratio of their mean |dw| per step, at its best rate)",
+          step_ratio("SGD"), runs=SCALED_NAMES["SGD"], above=1.0, setting=SCALED_SETTING),
+    Claim("L8.b", "Adam's does the opposite, as the notes say: the weights with the small gradients take the bigger "
+          "steps (measure: the same ratio)", step_ratio("Adam"), runs=SCALED_NAMES["Adam"], below=1.0,
+          setting=SCALED_SETTING),
 )
 
 
@@ -99,6 +155,43 @@ def run(ctx: LessonContext) -> None:
                           for opt in OPTIMIZERS if opt != "SGD"})
     ctx.report.notes.append("L8.a: torch optimizers stepping a 2-element parameter directly (no Lightning run); "
                             "inf steps = the threshold was not reached within the budget.")
+    scaled_part(ctx)
+
+
+def scaled_part(ctx: LessonContext) -> None:
+    """L8.b: SGD and Adam at every grid rate on the stretched task; accuracy by rate, and the step per column."""
+    runs = {key: ctx.run(run, [UpdateSizeMonitor()]) for key, run in SCALED.items()}
+    seeds = ctx.seeds_for(next(iter(SCALED.values())))
+    by_seed = [{run.name: runs[key].results[i] for key, run in SCALED.items()} for i in range(len(seeds))]
+    for opt in ("SGD", "Adam"):
+        for lr in LRS:
+            seeds = runs[opt, lr]
+            ctx.report.add("L8.b training accuracy by learning rate (feature 0 x 100)", f"{opt} lr {lr:.2g}",
+                           train_acc=seeds.each(train_acc),
+                           diverged=f"{sum(map(diverged, seeds.results))} of {len(seeds.results)} seeds")
+        best = [best_scaled(results, opt) for results in by_seed]
+        ctx.report.add("L8.b at each seed's best rate", opt, train_acc=[train_acc(r) for r in best],
+                       step_ratio_large_over_small=[column_ratio(r) for r in best],
+                       best_lr=", ".join(sorted({r.name.rpartition("_lr")[2] for r in best})))
+    ctx.figure(sweep_figure(runs), "l8b_accuracy_by_rate")
+    ctx.figure(steps_figure(by_seed), "l8b_step_per_feature")
+
+
+def sweep_figure(runs: Mapping[tuple[str, float], Any]) -> Figure:
+    return sweep_plot(LRS, {opt: [runs[opt, lr].each(train_acc) for lr in LRS] for opt in ("SGD", "Adam")},
+                      "L8.b feature 0 x 100: accuracy after 80 epochs", "learning rate",
+                      "training accuracy (eval mode; diverged = 0)", log_x=True)
+
+
+def steps_figure(by_seed: list[Mapping[str, RunResult]]) -> Figure:
+    panels = {}
+    for opt in ("SGD", "Adam"):
+        best = [best_scaled(results, opt) for results in by_seed]
+        panels[f"{opt} at its best rate"] = {
+            f"weights from feature {j}{' (x 100)' if j == 0 else ''}": [r.callback(UpdateSizeMonitor).series(FIRST, j)
+                                                                      for r in best] for j in (0, 1)}
+    return lines_figure(panels, "L8.b how far each step moves the first layer's weights, by input feature",
+                        ylabel="mean |dw| per step", log_y=True)
 
 
 def steps(ctx: LessonContext, surface: Surface) -> int:

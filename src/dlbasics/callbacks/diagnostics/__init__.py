@@ -1,6 +1,6 @@
 """Callbacks that watch (and, for the activations lesson, change) how any LightningModule trains.
 
-Gradient flow per layer, activation statistics, scheduled activation swaps, and a guard against non-finite losses
+Gradient flow per layer, update sizes per input column, activation statistics, scheduled activation swaps, and a guard against non-finite losses
 and gradients. The modules with a leading underscore are their helpers (sums kept on the device, figures).
 """
 
@@ -8,6 +8,7 @@ from dlbasics.callbacks.diagnostics.activation_stats import ActivationStats
 from dlbasics.callbacks.diagnostics.activation_swap import ActivationSwap, Swap
 from dlbasics.callbacks.diagnostics.gradient_flow import GradientFlowMonitor, GradientFlowWarning
 from dlbasics.callbacks.diagnostics.non_finite import NonFiniteError, NonFiniteGuard
+from dlbasics.callbacks.diagnostics.update_size import UpdateSizeMonitor
 
 __all__ = ["ActivationStats", "ActivationSwap", "GradientFlowMonitor", "GradientFlowWarning", "NonFiniteError",
-           "NonFiniteGuard", "Swap"]
+           "NonFiniteGuard", "Swap", "UpdateSizeMonitor"]

@@ -1,4 +1,5 @@
-"""Toy2DDataModule(label_noise=...): a seeded share of the training labels flipped, the other splits clean."""
+"""Toy2DDataModule options: label_noise (a seeded share of the training labels flipped, the other splits clean)
+and input_scale (the features stretched, the labels kept)."""
 
 import pytest
 import torch
@@ -37,3 +38,19 @@ def test_zero_noise_is_the_default():
 def test_refuses_values_outside_zero_one(value):
     with pytest.raises(ValueError, match=rf"label_noise {value!r}"):
         Toy2DDataModule(label_noise=value)
+
+
+def test_input_scale_stretches_the_features_and_keeps_the_labels():
+    plain, stretched = _splits(), _splits(input_scale=[100, 1])
+    for name in ("train", "val"):
+        assert torch.allclose(stretched[name][0], plain[name][0] * torch.tensor([100.0, 1.0]))
+        assert torch.equal(stretched[name][1], plain[name][1])
+
+
+@pytest.mark.parametrize("scale,message", [([100], "one factor per input feature"), ([0, 1], "erases its feature"),
+                                           ([-1, 1], "must be a finite number >= 0")])
+def test_a_bad_input_scale_is_refused(scale, message):
+    from dlbasics.data import Toy2DDataModule
+
+    with pytest.raises(ValueError, match=message):
+        Toy2DDataModule(input_scale=scale)
