@@ -32,6 +32,8 @@ LESSONS: dict[str, Lesson] = {lesson.name: lesson for lesson in (
     Lesson("regularization", "L5", "Regularization in the training loop", "regularization"),
     Lesson("mnist", "L6", "MNIST with a shallow net", "mnist"),
     Lesson("basics", "L7", "Basic deep learning: moons MLP and MNIST CNN", "basics"),
+    Lesson("optimizers", "L8", "Optimizers", "optimizers"),
+    Lesson("initialization", "L10", "Weight initialization", "initialization"),
     Lesson("normalization", "L11", "Normalization and residual connections", "normalization"),
     Lesson("early_stopping", "L12", "Early stopping", "early_stopping"),
 )}

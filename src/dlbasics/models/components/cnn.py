@@ -9,6 +9,7 @@ from torch import nn
 
 from dlbasics.activations import make_activation
 from dlbasics.checks import check_sizes
+from dlbasics.models.components.init import check_init, initialize
 from dlbasics.models.components.mlp import MLP
 
 
@@ -30,6 +31,10 @@ class SmallCNN(nn.Module):
         channels_last: keep the conv weights in channels-last memory format. Convolutions then give
             channels-last outputs, on which pooling is several times faster on CPU (``python -m benchmarks
             --only mnist_cnn``). Results agree with the default format to float rounding, not bitwise.
+        init: weight initialization of every conv and Linear layer, as the MLP's ``init``: ``default``,
+            ``constant``, ``normal``, ``xavier`` or ``kaiming`` (``dlbasics.models.components.init``).
+        init_std: standard deviation of the weights with ``init: normal``.
+        init_value: the value of every weight with ``init: constant``.
     """
 
     def __init__(
@@ -43,12 +48,16 @@ class SmallCNN(nn.Module):
         batch_norm: bool = False,
         negative_slope: float = 0.01,
         channels_last: bool = False,
+        init: str = "default",
+        init_std: float = 0.01,
+        init_value: float = 0.01,
     ) -> None:
         super().__init__()
         if len(input_shape) != 3:
             raise ValueError(f"SmallCNN needs input_shape (channels, height, width), got {tuple(input_shape)!r}")
         in_channels, height, width = check_sizes(input_shape, "input_shape")
         channels = check_sizes(channels, "channels")
+        check_init(init, init_std)
         blocks: list[nn.Module] = []
         for out_channels in channels:
             blocks.append(nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1))
@@ -62,6 +71,7 @@ class SmallCNN(nn.Module):
         # (B, C, H, W) -> (B, C * H * W), e.g. (B, 64, 7, 7) -> (B, 3136)
         self.head = MLP((in_channels * height * width,), num_outputs, hidden_sizes, activation, dropout,
                         batch_norm, negative_slope)
+        initialize(self, init, activation, init_std, init_value, negative_slope)  # the head's layers too
         if channels_last:
             self.to(memory_format=torch.channels_last)  # changes only 4-D tensors: the conv weights
 

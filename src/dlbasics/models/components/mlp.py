@@ -10,6 +10,7 @@ from torch import nn
 
 from dlbasics.activations import make_activation
 from dlbasics.checks import check_probability, check_sizes
+from dlbasics.models.components.init import check_init, initialize
 
 
 class Residual(nn.Module):
@@ -54,6 +55,12 @@ class MLP(nn.Module):
         residual: add a skip connection ``x + block(x)`` around every hidden block whose input and output widths
             are equal (see above); refused when no block has equal widths.
         negative_slope: slope of ``leaky_relu`` for negative inputs.
+        init: weight initialization of every Linear layer (``dlbasics.models.components.init``): ``default``
+            (PyTorch's own), ``constant`` (every weight ``init_value``), ``normal`` (std ``init_std``),
+            ``xavier`` (Glorot) or ``kaiming`` (He), the last two with the gain of ``activation``; all but
+            ``default`` set the biases to 0.
+        init_std: standard deviation of the weights with ``init: normal``.
+        init_value: the value of every weight with ``init: constant``.
     """
 
     def __init__(
@@ -67,12 +74,16 @@ class MLP(nn.Module):
         layer_norm: bool = False,
         residual: bool = False,
         negative_slope: float = 0.01,
+        init: str = "default",
+        init_std: float = 0.01,
+        init_value: float = 0.01,
     ) -> None:
         super().__init__()
         width = math.prod(check_sizes(input_shape, "input_shape"))
         (num_outputs,) = check_sizes([num_outputs], "num_outputs")
         hidden_sizes = check_sizes(hidden_sizes, "hidden_sizes", allow_empty=True)
         check_probability(dropout, "dropout")
+        check_init(init, init_std)
         if batch_norm and layer_norm:
             raise ValueError("MLP got batch_norm=True and layer_norm=True; each hidden layer takes one "
                              "normalization: set one of them to false")
@@ -100,6 +111,7 @@ class MLP(nn.Module):
                 layers.append(nn.Sequential(*block))
         layers.append(nn.Linear(hidden_sizes[-1] if hidden_sizes else width, num_outputs))
         self.layers = nn.Sequential(*layers)
+        initialize(self, init, activation, init_std, init_value, negative_slope)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x.flatten(1))  # (B, *input_shape) -> (B, in_features) -> (B, num_outputs)
