@@ -19,6 +19,7 @@ LIGHTNING_SUBCOMMANDS = {
 }
 SUBCOMMANDS = {
     **LIGHTNING_SUBCOMMANDS,
+    "lr-find": "learning-rate range test on a config's model, weights restored: dlbasics lr-find --config C",
     "lesson": "rerun a lesson as Lightning runs, with figures and a summary: dlbasics lesson all",
 }
 
@@ -65,6 +66,10 @@ def run_subcommand(command: str, argv: list[str]) -> int:
         from dlbasics.lessons.cli import lesson_main
 
         return lesson_main(argv[1:])
+    if command == "lr-find":
+        from dlbasics.lr_find import lr_find_main
+
+        return lr_find_main(argv[1:])
     from dlbasics.lightning_cli import fit_main
 
     return fit_main(argv)
