@@ -161,3 +161,10 @@ class RecordDtypes(Callback):
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.recorder.__exit__(None, None, None)
+
+
+def config_network(config: str, args: list[str]) -> torch.nn.Module:
+    """The network ``dlbasics fit --config configs/<config> <args>`` would train, built by the same parser."""
+    from dlbasics.lightning_cli import cli_main
+
+    return cli_main(["--config", str(ROOT / "configs" / config), *args], run=False).model.network

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from reliability_probes import config_network
 from torch import nn
 
 from dlbasics.cli import main
-from dlbasics.lightning_cli import cli_main
 from dlbasics.models.components import MLP, SmallCNN
 from dlbasics.models.components.init import initialize
 
@@ -103,8 +103,7 @@ def test_the_cnn_initializes_its_conv_and_head_layers():
 
 
 def network(args: list[str]) -> MLP:
-    cli = cli_main(["--config", str(ROOT / "configs/deep_init.yaml"), *args], run=False)
-    return cli.model.network
+    return config_network("deep_init.yaml", args)
 
 
 def test_init_reaches_the_network_from_the_command_line_and_from_yaml(tmp_path, monkeypatch):

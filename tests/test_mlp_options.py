@@ -4,14 +4,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from reliability_probes import config_network
 from torch import nn
 
 from dlbasics.activations import activation_name
-from dlbasics.lightning_cli import cli_main
 from dlbasics.models.components import MLP
 from dlbasics.models.components.mlp import Residual
 
-ROOT = Path(__file__).resolve().parents[1]
 DEEP = [32] * 6  # the L2.c net: 6 hidden layers of 32 on 2 inputs
 
 
@@ -93,8 +92,7 @@ def test_residual_without_a_block_that_keeps_its_width_is_refused(sizes, inputs,
 
 
 def network(args: list[str]) -> MLP:
-    cli = cli_main(["--config", str(ROOT / "configs/deep_sigmoid.yaml"), *args], run=False)
-    return cli.model.network
+    return config_network("deep_sigmoid.yaml", args)
 
 
 def test_the_options_reach_the_network_from_the_command_line(tmp_path, monkeypatch):
