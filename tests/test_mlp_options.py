@@ -1,6 +1,5 @@
 """MLP's layer_norm and residual options: structure, the skip arithmetic, refusals, and reaching them from configs."""
 
-from pathlib import Path
 
 import pytest
 import torch
