@@ -33,6 +33,7 @@ LESSONS: dict[str, Lesson] = {lesson.name: lesson for lesson in (
     Lesson("mnist", "L6", "MNIST with a shallow net", "mnist"),
     Lesson("basics", "L7", "Basic deep learning: moons MLP and MNIST CNN", "basics"),
     Lesson("optimizers", "L8", "Optimizers", "optimizers"),
+    Lesson("learning_rate", "L9", "The learning rate", "learning_rate"),
     Lesson("initialization", "L10", "Weight initialization", "initialization"),
     Lesson("normalization", "L11", "Normalization and residual connections", "normalization"),
     Lesson("early_stopping", "L12", "Early stopping", "early_stopping"),

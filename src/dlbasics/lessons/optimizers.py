@@ -1,5 +1,6 @@
-"""L8 Optimizers: SGD, momentum, RMSprop, Adam and AdamW on ill-conditioned 2-D surfaces (L8.a), and SGD against
-Adam when one input feature is 100x larger than the other (L8.b).
+"""L8 Optimizers: SGD, momentum, RMSprop, Adam and AdamW on ill-conditioned 2-D surfaces (L8.a), SGD against
+Adam when one input feature is 100x larger than the other (L8.b), and all five on the moons MLP (L8.c, in
+``optimizers_moons``).
 
 L8.a's trajectories use torch's optimizers directly on a 2-element parameter (``dlbasics.optim_surfaces``), not a
 Lightning run: there is no data and no network, only the surface. L8.b is Lightning runs of the L1 tiny net. Each
@@ -17,13 +18,22 @@ import torch
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
+from dlbasics.callbacks import UpdateSizeMonitor
 from dlbasics.figures import new_figure
+from dlbasics.lessons import optimizers_moons
 from dlbasics.lessons.claims import Claim
 from dlbasics.lessons.context import LessonContext
-from dlbasics.lessons.runner import Run, RunResult
 from dlbasics.lessons.plots import caption, lines_figure, sweep_plot
-from dlbasics.callbacks import UpdateSizeMonitor
-from dlbasics.optim_surfaces import OPTIMIZERS, QUADRATIC, ROSENBROCK, Paths, Surface, starts_for, trajectories
+from dlbasics.lessons.runner import Run, RunResult
+from dlbasics.optim_surfaces import (
+    OPTIMIZERS,
+    QUADRATIC,
+    ROSENBROCK,
+    Paths,
+    Surface,
+    starts_for,
+    trajectories,
+)
 
 LRS = tuple(float(lr) for lr in np.logspace(-4, 0, 9))  # 1e-4 ... 1 in half decades, the same for every optimizer
 # L8.b: the L1 tiny net (2 -> 8 -> 2 ReLU, 80 full-batch epochs, linear task x0 + x1 > 0, N=100) with feature 0
@@ -33,7 +43,7 @@ SCALE = "--data.input_scale=[100, 1]"
 SCALED = {(opt, lr): Run(f"scaled_{opt.lower()}_lr{lr:.2g}", "tiny_activation.yaml",
                          (SCALE, "--trainer.callbacks=[]", f"--model.optimizer=torch.optim.{opt}",
                           f"--model.optimizer.lr={lr:.2g}")) for opt in ("SGD", "Adam") for lr in LRS}
-RUNS = tuple(SCALED.values())
+RUNS = (*SCALED.values(), *optimizers_moons.MOONS.values())
 FIRST = "network.layers.0.weight"  # the first Linear layer: column 0 holds the weights from the scaled feature
 THRESHOLD = 1e-3  # "reaches the minimum": the loss stays below this (both surfaces have their minimum at 0)
 STEPS = {QUADRATIC.name: 500, ROSENBROCK.name: 2000}
@@ -129,6 +139,7 @@ CLAIMS = (
     Claim("L8.b", "Adam's does the opposite, as the notes say: the weights with the small gradients take the bigger "
           "steps (measure: the same ratio)", step_ratio("Adam"), runs=SCALED_NAMES["Adam"], below=1.0,
           setting=SCALED_SETTING),
+    *optimizers_moons.CLAIMS,
 )
 
 
@@ -156,6 +167,7 @@ def run(ctx: LessonContext) -> None:
     ctx.report.notes.append("L8.a: torch optimizers stepping a 2-element parameter directly (no Lightning run); "
                             "inf steps = the threshold was not reached within the budget.")
     scaled_part(ctx)
+    optimizers_moons.moons_part(ctx)
 
 
 def scaled_part(ctx: LessonContext) -> None:
