@@ -26,6 +26,7 @@ STATEFUL_CALLBACKS = [
     {"class_path": "dlbasics.callbacks.GradientFlowMonitor", "init_args": {"plot_every_n_epochs": 0}},
     {"class_path": "dlbasics.callbacks.NonFiniteGuard"},
     {"class_path": "dlbasics.callbacks.RNGStateCheckpoint"},
+    {"class_path": "dlbasics.callbacks.UpdateSizeMonitor"},
 ]
 EVERY_EPOCH = {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
                "init_args": {"save_top_k": -1, "every_n_epochs": 1, "filename": "{epoch}", "save_last": True}}
