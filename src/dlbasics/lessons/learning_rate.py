@@ -70,8 +70,7 @@ __all__ = ["CLAIMS", "RUNS", "run"]
 
 def final_loss(result: RunResult, metric: str = "train/loss") -> float:
     """The metric's last epoch; inf for a run that diverged (a NaN or inf anywhere in its training loss)."""
-    train = result.curves.get("train/loss", [math.nan])
-    return result.curves[metric][-1] if np.all(np.isfinite(train)) else math.inf
+    return math.inf if result.diverged else result.curves[metric][-1]
 
 
 def grid_best(losses: Mapping[float, float]) -> float:

@@ -88,12 +88,7 @@ def rosenbrock_gain(results: Mapping[str, Any]) -> float:
 
 def train_acc(result: RunResult) -> float:
     """Eval-mode accuracy over the whole training split; 0 for a run that diverged (NaN weights)."""
-    acc = result.evaluate("train")["acc"]
-    return acc if diverged(result) is False else 0.0
-
-
-def diverged(result: RunResult) -> bool:
-    return not np.all(np.isfinite(result.curves.get("train/loss", [np.nan])))
+    return 0.0 if result.diverged else result.evaluate("train")["acc"]
 
 
 def best_scaled(results: Mapping[str, RunResult], optimizer: str) -> RunResult:
@@ -173,14 +168,13 @@ def run(ctx: LessonContext) -> None:
 def scaled_part(ctx: LessonContext) -> None:
     """L8.b: SGD and Adam at every grid rate on the stretched task; accuracy by rate, and the step per column."""
     runs = {key: ctx.run(run, [UpdateSizeMonitor()]) for key, run in SCALED.items()}
-    seeds = ctx.seeds_for(next(iter(SCALED.values())))
-    by_seed = [{run.name: runs[key].results[i] for key, run in SCALED.items()} for i in range(len(seeds))]
+    by_seed = [ctx.by_seed[seed] for seed in next(iter(runs.values())).seeds]  # {run name: result} per seed
     for opt in ("SGD", "Adam"):
         for lr in LRS:
             seeds = runs[opt, lr]
             ctx.report.add("L8.b training accuracy by learning rate (feature 0 x 100)", f"{opt} lr {lr:.2g}",
                            train_acc=seeds.each(train_acc),
-                           diverged=f"{sum(map(diverged, seeds.results))} of {len(seeds.results)} seeds")
+                           diverged=f"{sum(r.diverged for r in seeds.results)} of {len(seeds.results)} seeds")
         best = [best_scaled(results, opt) for results in by_seed]
         ctx.report.add("L8.b at each seed's best rate", opt, train_acc=[train_acc(r) for r in best],
                        step_ratio_large_over_small=[column_ratio(r) for r in best],

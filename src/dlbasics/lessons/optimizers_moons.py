@@ -95,8 +95,7 @@ CLAIMS = (
 def moons_part(ctx: LessonContext) -> None:
     """L8.c: every optimizer at every grid rate; the report and figures at each seed's best rate."""
     runs = {key: ctx.run(run) for key, run in MOONS.items()}
-    seeds = ctx.seeds_for(next(iter(MOONS.values())))
-    by_seed = [{run.name: runs[key].results[i] for key, run in MOONS.items()} for i in range(len(seeds))]
+    by_seed = [ctx.by_seed[seed] for seed in next(iter(runs.values())).seeds]  # {run name: result} per seed
     for (opt, lr), seed_runs in runs.items():
         ctx.report.add("L8.c moons MLP, validation by learning rate", f"{opt} lr {lr:g}",
                        val_loss=seed_runs.each(val_loss), val_acc=seed_runs.each(lambda r: r.evaluate("val")["acc"]))

@@ -107,6 +107,11 @@ class RunResult:
                              "with monitor: val/loss (as configs/sine_early_stopping.yaml does)")
         return Path(kept[0])
 
+    @property
+    def diverged(self) -> bool:
+        """Whether its training loss turned NaN or inf (a run without NonFiniteGuard trains on with NaN weights)."""
+        return not np.all(np.isfinite(self.curves.get("train/loss", [np.nan])))
+
     def tail_mean(self, metric: str, epochs: int = 10) -> float:
         """Mean of the metric over the last ``epochs`` epochs: steadier than the last value of a noisy curve."""
         values = self.curves[metric][-epochs:]
