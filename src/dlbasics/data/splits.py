@@ -1,4 +1,4 @@
-"""Split helpers: fractions to sizes, ordered and stratified seeded splits."""
+"""Split helpers: fractions to sizes, ordered, shuffled and stratified seeded splits."""
 
 from __future__ import annotations
 
@@ -44,6 +44,12 @@ def ordered_split(n: int, val_fraction: float, test_fraction: float) -> tuple[Te
     n_train, n_val, _ = split_sizes(n, val_fraction, test_fraction)
     index = torch.arange(n)
     return index[:n_train], index[n_train : n_train + n_val], index[n_train + n_val :]
+
+
+def shuffled_split(n: int, val_fraction: float, test_fraction: float, seed: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``ordered_split`` of a seeded permutation of the indices: random parts of its sizes, each in file order."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return tuple(order[part].sort().values for part in ordered_split(n, val_fraction, test_fraction))  # type: ignore
 
 
 def stratified_split(labels: Tensor, val_fraction: float, test_fraction: float,

@@ -16,16 +16,10 @@ from torch import Tensor
 
 from dlbasics.checks import check_choice
 from dlbasics.data.base import BatchSize, Split, TensorDataModule, take_splits
-from dlbasics.data.splits import check_fractions, ordered_split, stratified_split
+from dlbasics.data.splits import check_fractions, shuffled_split, stratified_split
 from dlbasics.data.table_read import Table, class_indices, column, numbers, read_table
 
 TASKS = ("classification", "regression")
-
-
-def shuffled_split(n: int, val_fraction: float, test_fraction: float, seed: int) -> tuple[Tensor, Tensor, Tensor]:
-    """``ordered_split`` of a seeded permutation of the rows: random parts of its sizes, each in file order."""
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return tuple(order[part].sort().values for part in ordered_split(n, val_fraction, test_fraction))  # type: ignore
 
 
 class TableFileDataModule(TensorDataModule):
