@@ -154,6 +154,25 @@ def test_main_releases_the_ddp_process_group_before_exit(tmp_path, monkeypatch):
             torch.distributed.destroy_process_group()
 
 
+EXIT_CHECK = """
+import atexit, os, sys, torch, torch.distributed as dist
+atexit.register(lambda: print("held at exit:", dist.is_initialized(), flush=True))  # runs after dlbasics' own
+import dlbasics
+os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=sys.argv[1])
+dist.init_process_group("gloo", rank=0, world_size=1)
+"""
+
+
+def test_importing_dlbasics_releases_a_process_group_left_at_exit(tmp_path):
+    # ddp_spawn's workers run no dlbasics command: they only unpickle dlbasics objects, so the import must do it.
+    from lightning.fabric.plugins.environments.lightning import find_free_network_port
+
+    done = subprocess.run([sys.executable, "-c", EXIT_CHECK, str(find_free_network_port())], capture_output=True,
+                          text=True, timeout=120, env=child_environment(), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "held at exit: False" in done.stdout
+
+
 def test_predict_writes_the_predictions_with_their_inputs(tmp_path, monkeypatch, caplog):
     caplog.set_level(logging.INFO, logger="lightning.pytorch")  # a lesson test may have quietened it
     monkeypatch.chdir(tmp_path)

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
@@ -19,6 +18,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from dlbasics.checkpoint_checks import check_network_settings, check_parameter_shapes, load_checkpoint
 from dlbasics.cli import LIGHTNING_SUBCOMMANDS
 from dlbasics.data.base import TensorDataModule
+from dlbasics.distributed import release_process_group
 from dlbasics.leftovers import outermost_missing
 from dlbasics.models.system import System
 from dlbasics.predictions import save_predictions
@@ -207,17 +207,6 @@ def cli_main(args: list[str] | None = None, run: bool = True, cli_class: type[DL
         run=run,
         **kwargs,
     )
-
-
-def release_process_group() -> None:
-    """Destroy the process group a DDP run leaves behind, while the interpreter is still whole.
-
-    Lightning destroys only NCCL groups at exit. A gloo group (DDP on CPU) left to interpreter finalization can
-    abort the process after a successful run ("terminate called without an active exception", exit status -6):
-    its worker threads still hold tensors when Python is torn down (pytorch/pytorch#179291).
-    """
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
 
 
 def fit_main(args: list[str]) -> int:

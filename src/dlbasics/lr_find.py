@@ -25,8 +25,9 @@ from lightning.pytorch.callbacks import LearningRateFinder
 from lightning.pytorch.core.optimizer import _MockOptimizer
 
 from dlbasics.checks import check_choice, check_number
+from dlbasics.distributed import release_process_group
 from dlbasics.figures import figure_dir, new_figure, save_figure
-from dlbasics.lightning_cli import SETTINGS_HINT, cli_main, release_process_group
+from dlbasics.lightning_cli import SETTINGS_HINT, cli_main
 from dlbasics.models.classifier import Classifier
 from dlbasics.models.regressor import Regressor
 
