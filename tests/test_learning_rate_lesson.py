@@ -9,6 +9,7 @@ import pytest
 from dlbasics.callbacks import NonFiniteGuard
 from dlbasics.lessons import learning_rate as L9
 from dlbasics.lessons.runner import RunResult
+from dlbasics.lr_find import RangeTestResult
 
 
 def result(train: list[float], val: list[float] | None = None, callbacks: tuple = ()) -> RunResult:
@@ -44,6 +45,35 @@ def test_the_suggestion_gap_is_the_decades_between_it_and_the_best_rate():
     assert L9.CLAIMS[0].holds_at(L9.suggestion_gap(seed_results(0.1, 0.04)))  # 2.5x: within 3
     assert not L9.CLAIMS[0].holds_at(L9.suggestion_gap(seed_results(0.1, 0.03)))  # 3.3x: not
     assert L9.suggestion_gap(seed_results(0.1, None)) == math.inf  # no suggestion: never within
+
+
+def edge_results(stopped_at: float | None, num_training: int = 100, diverging_from: float = 0.3) -> dict:
+    """One seed's grid whose rates from ``diverging_from`` on diverge, and a 3-step range test: stopped at
+    ``stopped_at`` before its ``num_training`` steps, or (None) ending at 10."""
+    out = {run.name: result([1.0, 0.5] if lr < diverging_from else [1.0, math.nan]) for lr, run in L9.GRID.items()}
+    lrs = [1e-4, 1e-3, 10.0 if stopped_at is None else stopped_at]  # 3 steps of num_training
+    test = RangeTestResult(lrs=lrs, losses=[1.0, 0.5, 9.0], suggestion=1e-3, lightning_suggestion=1e-3,
+                           optimizer="SGD", settings={"num_training": num_training, "early_stop_threshold": 4.0})
+    return {**out, L9.NAME: test}
+
+
+def test_the_edge_gap_is_the_decades_between_where_the_range_test_stopped_and_the_first_diverging_rate():
+    (edge,) = [c for c in L9.CLAIMS if c.measure is L9.edge_gap]
+    assert edge.shows_it
+    assert L9.smallest_diverging(edge_results(0.5)) == 0.32
+    assert L9.edge_gap(edge_results(0.64)) == pytest.approx(math.log10(2))
+    assert edge.holds_at(L9.edge_gap(edge_results(0.9)))  # 2.8x: within 3
+    assert not edge.holds_at(L9.edge_gap(edge_results(1.0)))  # 3.1x: not
+    assert not edge.holds_at(L9.edge_gap(edge_results(0.1)))  # 3.2x below it: not either
+    assert L9.edge_gap(edge_results(None, num_training=3)) == math.inf  # ran every step: it never stopped
+    assert L9.edge_gap(edge_results(0.5, diverging_from=math.inf)) == math.inf  # no grid rate diverged
+
+
+def test_a_range_test_that_ran_every_step_has_no_divergence_rate():
+    settings = {"num_training": 3, "early_stop_threshold": 4.0}
+    ran = RangeTestResult([1e-3, 1e-2, 1e-1], [1.0, 0.5, 0.4], None, None, "SGD", settings)
+    stopped = RangeTestResult([1e-3, 1e-2], [1.0, 5.0], None, None, "SGD", settings)
+    assert (ran.divergence_lr, stopped.divergence_lr) == (None, 1e-2)
 
 
 def test_the_guard_stopped_a_run_only_when_its_history_has_a_stop():

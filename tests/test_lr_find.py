@@ -147,10 +147,13 @@ def test_a_sweep_stopped_too_early_for_a_suggestion_says_so_and_keeps_the_plot(t
     # Threshold 1: stop once the smoothed loss is above its best: at step 2, as Lightning's smoothing starts low.
     assert main(["lr-find", "--config", str(TINY), "--early_stop_threshold", "1", *QUIET]) == 1
     out = capsys.readouterr().out
-    assert re.search(r"Stopped after \d+ of 100 steps", out) and "No suggestion: " in out, out
+    stopped = re.search(r"Stopped after \d+ of 100 steps: .* at learning rate (\S+), where training starts to "
+                        r"diverge", out)
+    assert stopped and "No suggestion: " in out, out
     [folder] = run_folders(tmp_path)
     numbers = json.loads((folder / "lr_find.json").read_text())
     assert numbers["suggestion"] is None and 2 <= len(numbers["lrs"]) < 13
+    assert float(stopped.group(1)) == pytest.approx(numbers["lrs"][-1], rel=1e-2)  # the last rate it reached
     assert (folder / "figures" / "lr_find.png").exists()
 
 

@@ -82,6 +82,12 @@ class RangeTestResult:
     optimizer: str
     settings: dict[str, Any]
 
+    @property
+    def divergence_lr(self) -> float | None:
+        """The learning rate at which the smoothed loss passed ``early_stop_threshold`` times its best and the
+        test stopped (the edge of divergence); None when it ran all ``num_training`` steps."""
+        return self.lrs[-1] if self.lrs and len(self.lrs) < self.settings["num_training"] else None
+
 
 class ConfiguredOptimizerFinder(LearningRateFinder):
     """Lightning's finder that refuses a model with no optimizer and records which optimizer it sweeps."""
@@ -150,7 +156,8 @@ def steepest_fall(lrs: list[float], losses: list[float], log_x: bool) -> float |
 
 
 def plot_range_test(result: RangeTestResult, loss_label: str) -> Any:
-    """Smoothed loss against learning rate (log x for an exponential sweep), the suggestion marked."""
+    """Smoothed loss against learning rate (log x for an exponential sweep), the suggestion and the rate where the
+    test stopped (``divergence_lr``) marked."""
     fig = new_figure(6.4, 4.2)
     ax = fig.add_subplot()
     log_x = result.settings["mode"] == "exponential"
@@ -163,6 +170,10 @@ def plot_range_test(result: RangeTestResult, loss_label: str) -> Any:
     for lr, (color, size, text) in marks.items():
         if lr is not None:
             ax.plot(lr, result.losses[result.lrs.index(lr)], "o", color=color, markersize=size, label=text.format(lr))
+    if result.divergence_lr is not None:
+        ax.axvline(result.divergence_lr, color="black", linestyle="--", linewidth=1,
+                   label=f"stopped at {result.divergence_lr:.3g}: loss above "
+                         f"{result.settings['early_stop_threshold']:g}x its best")
     clip_divergence(ax, result.lrs, result.losses)
     ax.set_xlabel("learning rate (per step; no unit)" + (", log scale" if log_x else ""))
     ax.set_ylabel(loss_label)
@@ -242,9 +253,10 @@ def lr_find_main(argv: list[str]) -> int:
     lrs = result.lrs
     print(f"Range test: {len(lrs)} steps of {result.optimizer}, learning rate {lrs[0]:.3g} to {lrs[-1]:.3g} "
           f"({test.mode}; asked for {test.min_lr:g} to {test.max_lr:g})")
-    if len(lrs) < test.num_training:
+    if result.divergence_lr is not None:
         print(f"Stopped after {len(lrs)} of {test.num_training} steps: the smoothed loss passed "
-              f"{test.early_stop_threshold:g} times its best (--early_stop_threshold)")
+              f"{test.early_stop_threshold:g} times its best (--early_stop_threshold) at learning rate "
+              f"{result.divergence_lr:.3g}, where training starts to diverge")
     print(f"Plot: {plot}\nNumbers: {numbers}")
     if result.suggestion is None:
         print(f"No suggestion: {len(lrs)} steps ran before the loss diverged, and the suggestion needs "

@@ -95,6 +95,18 @@ def suggestion_gap(results: Mapping[str, Any]) -> float:
     return math.inf if suggestion is None else abs(math.log10(suggestion / best_lr(results)))
 
 
+def smallest_diverging(results: Mapping[str, Any]) -> float:
+    """The smallest grid rate whose run diverged; inf when none did."""
+    return min((lr for lr, run in GRID.items() if results[run.name].diverged), default=math.inf)
+
+
+def edge_gap(results: Mapping[str, Any]) -> float:
+    """The "shows it" measure: |log10(rate where the range test stopped / smallest diverging grid rate)|; inf when
+    the test ran every step or no grid rate diverged."""
+    edge, diverging = results[NAME].divergence_lr, smallest_diverging(results)
+    return math.inf if edge is None or not math.isfinite(diverging) else abs(math.log10(edge / diverging))
+
+
 def guard_stopped(result: RunResult) -> bool:
     """Whether the run's NonFiniteGuard stopped it (at a NaN/inf loss or gradient)."""
     return any(event["action"] == "stop" for event in result.callback(NonFiniteGuard).history)
@@ -115,6 +127,13 @@ CLAIMS = (
     Claim("L9.a", f"the range test's suggestion is within a factor of {FACTOR:g} of the best rate of the 7-value "
           f"grid 0.001..1 (best: lowest final training loss after {EPOCHS} epochs) (measure: |log10(suggestion / "
           "best)|)", suggestion_gap, runs=(NAME, *GRID_NAMES), below=math.log10(FACTOR)),
+    Claim("L9.a", f"the range test finds the edge of divergence: the rate where it stopped (its smoothed loss above "
+          f"{RANGE_TEST.early_stop_threshold:g} times its best) is within a factor of {FACTOR:g} of the smallest grid "
+          f"rate whose {EPOCHS}-epoch run diverges (measure: |log10(stopping rate / that rate)|)", edge_gap,
+          runs=(NAME, *GRID_NAMES), below=math.log10(FACTOR),
+          setting="the same range tests and grid, read at the other end of the sweep: the suggestion (the steepest "
+                  "fall of the loss during the 100-step sweep) sits 6-16x below the rate that trains best in 100 "
+                  "epochs, which is the largest that does not diverge; where the test stops marks that edge"),
     Claim("L9.a", f"training at the suggestion is stable and ends lower than at the too-small rate {TOO_SMALL:g} "
           "(measure: its final training loss over the too-small run's)", suggested_over_small,
           runs=(NAME, GRID[TOO_SMALL].name), below=1.0),  # the suggested run: at each seed of the range test
@@ -157,6 +176,8 @@ def range_part(ctx: LessonContext, grid: Mapping[float, Any], seeds: Sequence[in
     ctx.report.add("L9.a range test", "per seed", suggestion=", ".join(f"{s:.3g}" for s in suggestions),
                    best_by_train_loss=", ".join(f"{best_lr(r):g}" for r in per_seed),
                    best_by_val_loss=", ".join(f"{best_lr(r, 'val/loss'):g}" for r in per_seed),
+                   stopped_at=", ".join(f"{t.divergence_lr:.3g}" if t.divergence_lr else "never" for t in tests),
+                   smallest_diverging_grid_rate=", ".join(f"{smallest_diverging(r):g}" for r in per_seed),
                    steps=", ".join(str(len(t.lrs)) for t in tests))
     ctx.report.add_key(**{"L9.a suggestion (range test)": suggestions,
                           "L9.a best grid rate / suggestion": [best_lr(r) / s for r, s in zip(per_seed, suggestions)]})
