@@ -12,6 +12,7 @@ import lightning
 import torch
 
 from benchmarks.timing import Timings
+from dlbasics.cpu_features import math_flags, native_bf16
 
 COLUMNS = ("workload", "baseline", "baseline (s)", "side", "side (s)", "ratio", "target", "met?")
 
@@ -79,7 +80,11 @@ def load_average() -> str:
 
 def machine_info(start_load: str) -> dict[str, str]:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    flags = math_flags()
     return {"CPU": cpu_model(), "cores": f"{os.cpu_count()} ({usable} usable by this process)",
+            "instruction sets (matmul/conv)": f"{', '.join(flags) or 'none reported'}; native bf16: "
+                                              f"{'yes' if native_bf16() else 'no'}; torch kernels: "
+                                              f"{torch.backends.cpu.get_cpu_capability()}",
             "torch threads": str(torch.get_num_threads()), "platform": platform.platform(),
             "python": platform.python_version(), "torch": torch.__version__, "lightning": lightning.__version__,
             "load average (1, 5, 15 min)": f"{start_load} at the start, {load_average()} at the end",
