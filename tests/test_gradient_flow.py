@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from dlbasics.callbacks import GradientFlowMonitor, GradientFlowWarning
+from dlbasics.callbacks import ActivationStats, GradientFlowMonitor, GradientFlowWarning
 from dlbasics.callbacks.diagnostics._gradient_sums import STATS
 from dlbasics.models.components.mlp import MLP
 
@@ -103,6 +103,27 @@ def test_epoch_statistics_match_autograd_averaged_over_steps(make_trainer):
     assert monitor.series("l2")["net.2"] == [e["layers"]["net.2"]["l2"] for e in monitor.history]
 
 
+class LoggingRegressor(Regressor):
+    def training_step(self, batch, batch_idx):
+        loss = super().training_step(batch, batch_idx)
+        self.log("train/loss", loss, on_step=True, on_epoch=True)
+        return loss
+
+
+def test_grad_and_act_scalars_share_the_steps_of_the_models_own_train_scalars(tmp_path, make_trainer):
+    # One chart's x axis means one thing: grad/ and act/ once started one step to the right of train/.
+    logger = TensorBoardLogger(tmp_path, name="tb")
+    callbacks = [GradientFlowMonitor(log_every_n_steps=1), ActivationStats(plot=False)]
+    make_trainer(max_epochs=2, callbacks=callbacks, logger=logger, log_every_n_steps=1).fit(LoggingRegressor(),
+                                                                                           loader())
+    events = EventAccumulator(logger.log_dir)
+    events.Reload()
+    steps = {tag: [p.step for p in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    assert steps["train/loss_epoch"] == [2, 5] and steps["train/loss_step"] == [0, 1, 2, 3, 4, 5]
+    assert steps["grad/net.0/mean_abs"] == steps["act/net.1/mean"] == steps["train/loss_epoch"]
+    assert steps["grad_step/net.0/mean_abs"] == steps["train/loss_step"]
+
+
 def test_interval_and_epoch_scalars_histograms_and_figures_in_tensorboard(tmp_path, make_trainer):
     model = Regressor()
     expected = reference_steps(model, epochs=2)
@@ -117,12 +138,13 @@ def test_interval_and_epoch_scalars_histograms_and_figures_in_tensorboard(tmp_pa
     for layer in ("net.0", "net.2"):
         for stat in STATS:
             epoch_points = events.Scalars(f"grad/{layer}/{stat}")
-            assert [p.step for p in epoch_points] == [3, 6]
+            assert [p.step for p in epoch_points] == [2, 5]  # each epoch's last step, as Lightning logs on_epoch
             assert [p.value for p in epoch_points] == pytest.approx(
                 [e["layers"][layer][stat] for e in monitor.history], rel=1e-6)
-            # Intervals of 2 optimizer steps, across the epoch boundary: steps (0, 1), (2, 3), (4, 5).
+            # Intervals of 2 optimizer steps, across the epoch boundary: steps (0, 1), (2, 3), (4, 5), each at its
+            # last step.
             step_points = events.Scalars(f"grad_step/{layer}/{stat}")
-            assert [p.step for p in step_points] == [2, 4, 6]
+            assert [p.step for p in step_points] == [1, 3, 5]
             want = [aggregate(expected[i:i + 2])[layer][stat] for i in (0, 2, 4)]
             assert [p.value for p in step_points] == pytest.approx(want, rel=1e-5)
         assert f"grad/{layer}/hist" in tags["histograms"]

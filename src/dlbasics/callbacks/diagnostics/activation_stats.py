@@ -13,6 +13,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from dlbasics.activations import ACTIVATIONS, activation_name, check_activation
+from dlbasics.callbacks._logged_steps import epoch_step
 from dlbasics.callbacks.diagnostics._activation_layers import (describe_activations, find_activations,
                                                                 functional_activations, functional_hint,
                                                                 preceding_unit_dims)
@@ -202,11 +203,12 @@ class ActivationStats(Callback):
     def _log(self, trainer: Trainer, layers: dict[str, dict[str, Any]]) -> None:
         metrics = {f"act/{name}/{stat}": value for name, stats in layers.items()
                    for stat, value in stats.items() if isinstance(value, float)}  # fmt: skip
+        step = epoch_step(trainer)  # where train/'s epoch metrics go
         for logger in trainer.loggers:  # loggers write on rank zero only
-            logger.log_metrics(metrics, step=trainer.global_step)
+            logger.log_metrics(metrics, step=step)
             if self.log_histograms and isinstance(logger, TensorBoardLogger):
                 for name, stats in layers.items():
-                    add_tensorboard_histogram(logger, f"act/{name}/hist", stats, trainer.global_step)
+                    add_tensorboard_histogram(logger, f"act/{name}/hist", stats, step)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.plot and self.history and trainer.is_global_zero:

@@ -11,6 +11,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
+from dlbasics.callbacks._logged_steps import batch_step, epoch_step
 from dlbasics.callbacks.diagnostics._gradient_flow_plots import add_histograms, flow_figure, heatmap_figure
 from dlbasics.callbacks.diagnostics._gradient_layers import ForwardOrder, Watched, choose_parameters, weight_norms
 from dlbasics.callbacks.diagnostics._gradient_sums import STATS, GradientSums, flow_warning, step_rows
@@ -211,14 +212,15 @@ class GradientFlowMonitor(Callback):
             self.layers = [self._tags[i] for i in self._order]
         if self.log_every_n_steps is not None and self._interval_steps >= self.log_every_n_steps:
             self._interval_steps = 0
-            self._log("grad_step", self._interval.read(), trainer)  # measured steps only: none, nothing logged
+            # measured steps only: none, nothing logged; at the step train/'s on_step metrics of this batch get
+            self._log("grad_step", self._interval.read(), trainer, batch_step(trainer))
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._epoch.steps == 0:
             return
         epoch = trainer.current_epoch
         rows = self._epoch.read()
-        self._log("grad", rows, trainer)
+        self._log("grad", rows, trainer, epoch_step(trainer))  # where train/'s epoch metrics go
         layers = {self._tags[i]: rows[i] for i in self._order}
         self.history.append({"epoch": epoch, "step": trainer.global_step, "layers": layers})
         self._warn(epoch, layers)
@@ -227,13 +229,13 @@ class GradientFlowMonitor(Callback):
             fig = flow_figure(layers, epoch, self.vanishing_threshold, self.exploding_threshold)
             publish_figure(trainer, fig, "grad/flow", f"gradient_flow_epoch{epoch:03d}")
 
-    def _log(self, prefix: str, rows: list[dict[str, float]], trainer: Trainer) -> None:
+    def _log(self, prefix: str, rows: list[dict[str, float]], trainer: Trainer, step: int) -> None:
         # A layer with no finite gradient in the interval has NaN statistics: leave them out of the logger (the
         # warning and `history` say so) rather than draw NaN points in TensorBoard.
         metrics = {f"{prefix}/{self._tags[i]}/{stat}": rows[i][stat] for i in self._order for stat in STATS
                    if math.isfinite(rows[i][stat])}
         for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=trainer.global_step)
+            logger.log_metrics(metrics, step=step)
 
     def _warn(self, epoch: int, layers: dict[str, dict[str, float]]) -> None:
         message = flow_warning(layers, self.vanishing_threshold, self.exploding_threshold)
