@@ -144,12 +144,12 @@ def test_hooks_removed_logged_to_tensorboard_and_figure_written(make_trainer, tm
     fit(make_trainer, net, torch.randn(50, 2), stats, max_epochs=3, logger=logger)
     assert all(not module._forward_hooks for module in net.modules())
     events = EventAccumulator(logger.log_dir).Reload()
-    for layer in ("net.layers.1", "net.layers.3"):
-        means = events.Scalars(f"act/{layer}/mean")
+    for layer, label in (("net.layers.1", "act1 (net.layers.1)"), ("net.layers.3", "act2 (net.layers.3)")):
+        means = events.Scalars(f"act/{label}/mean")
         assert [(e.step, e.value) for e in means] == [  # at each epoch's last step, as train/'s epoch metrics
             (h["step"] - 1, pytest.approx(h["layers"][layer]["mean"])) for h in stats.history]
-        assert {f"act/{layer}/std", f"act/{layer}/saturated_frac"} <= set(events.Tags()["scalars"])
-        assert f"act/{layer}/hist" in events.Tags()["histograms"]
+        assert {f"act/{label}/std", f"act/{label}/saturated_frac"} <= set(events.Tags()["scalars"])
+        assert f"act/{label}/hist" in events.Tags()["histograms"]
     assert (tmp_path / "tb" / "version_0" / "figures" / "activations_over_time.png").stat().st_size > 10_000
     assert "act/over_time" in events.Tags()["images"]
 

@@ -125,8 +125,8 @@ def test_callbacks_log_once_not_once_per_rank(moons_fit):
     folder, output, _ = moons_fit
     logged = assert_one_run_folder_logged_once(folder, "moons_mlp")
     assert [step for step, _ in logged["activation/swap"]] == [3]
-    assert len(logged["grad_step/network.layers.0/mean_abs"]) == 6  # every step, once
-    assert len(logged["act/network.layers.2/mean"]) == 2  # every epoch, once
+    assert len(logged["grad_step/linear1 (network.layers.0)/mean_abs"]) == 6  # every step, once
+    assert len(logged["act/act1 (network.layers.2)/mean"]) == 2  # every epoch, once
     assert len(re.findall(r"ActivationSwap: epoch 1, step 3: relu -> tanh", output)) == 1
 
 

@@ -13,6 +13,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from dlbasics.callbacks import ActivationStats, GradientFlowMonitor, GradientFlowWarning
+from dlbasics.callbacks.diagnostics._names import layer_labels, module_kind
 from dlbasics.callbacks.diagnostics._gradient_sums import STATS
 from dlbasics.models.components.mlp import MLP
 
@@ -120,8 +121,8 @@ def test_grad_and_act_scalars_share_the_steps_of_the_models_own_train_scalars(tm
     events.Reload()
     steps = {tag: [p.step for p in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
     assert steps["train/loss_epoch"] == [2, 5] and steps["train/loss_step"] == [0, 1, 2, 3, 4, 5]
-    assert steps["grad/net.0/mean_abs"] == steps["act/net.1/mean"] == steps["train/loss_epoch"]
-    assert steps["grad_step/net.0/mean_abs"] == steps["train/loss_step"]
+    assert steps["grad/linear1 (net.0)/mean_abs"] == steps["act/act1 (net.1)/mean"] == steps["train/loss_epoch"]
+    assert steps["grad_step/linear1 (net.0)/mean_abs"] == steps["train/loss_step"]
 
 
 def test_interval_and_epoch_scalars_histograms_and_figures_in_tensorboard(tmp_path, make_trainer):
@@ -135,19 +136,19 @@ def test_interval_and_epoch_scalars_histograms_and_figures_in_tensorboard(tmp_pa
     events = EventAccumulator(logger.log_dir)
     events.Reload()
     tags = events.Tags()
-    for layer in ("net.0", "net.2"):
+    for layer, label in (("net.0", "linear1 (net.0)"), ("net.2", "linear2 (net.2)")):
         for stat in STATS:
-            epoch_points = events.Scalars(f"grad/{layer}/{stat}")
+            epoch_points = events.Scalars(f"grad/{label}/{stat}")
             assert [p.step for p in epoch_points] == [2, 5]  # each epoch's last step, as Lightning logs on_epoch
             assert [p.value for p in epoch_points] == pytest.approx(
                 [e["layers"][layer][stat] for e in monitor.history], rel=1e-6)
             # Intervals of 2 optimizer steps, across the epoch boundary: steps (0, 1), (2, 3), (4, 5), each at its
             # last step.
-            step_points = events.Scalars(f"grad_step/{layer}/{stat}")
+            step_points = events.Scalars(f"grad_step/{label}/{stat}")
             assert [p.step for p in step_points] == [1, 3, 5]
             want = [aggregate(expected[i:i + 2])[layer][stat] for i in (0, 2, 4)]
             assert [p.value for p in step_points] == pytest.approx(want, rel=1e-5)
-        assert f"grad/{layer}/hist" in tags["histograms"]
+        assert f"grad/{label}/hist" in tags["histograms"]
     assert {"grad/flow", "grad/flow_heatmap"} <= set(tags["images"])
     figures = logger.log_dir + "/figures/"
     for name in ("gradient_flow_epoch000", "gradient_flow_epoch001", "gradient_flow_heatmap"):
@@ -416,3 +417,34 @@ def test_every_n_steps_counts_per_epoch_and_survives_a_mid_epoch_resume(tmp_path
 def test_bad_every_n_steps_is_refused():
     with pytest.raises(ValueError, match="every_n_steps 0 must be an integer >= 1"):
         GradientFlowMonitor(every_n_steps=0)
+
+
+def test_layers_get_readable_names_numbered_per_kind_in_forward_order():
+    names = ["features.0", "features.1", "features.1.bias", "features.4", "head.out"]
+    kinds = ["conv2d", "batchnorm2d", "batchnorm2d", "conv2d", "linear"]
+    assert layer_labels(names, kinds) == {
+        "features.0": "conv2d1 (features.0)", "features.1": "batchnorm2d1 (features.1)",
+        "features.1.bias": "batchnorm2d1 (features.1.bias)", "features.4": "conv2d2 (features.4)",
+        "head.out": "linear1 (head.out)"}
+    ten = layer_labels([f"l.{i}" for i in range(10)], ["linear"] * 10)  # sorted as text, still in order
+    assert list(ten.values()) == sorted(ten.values()) and ten["l.9"] == "linear10 (l.9)"
+    with pytest.raises(ValueError, match="one kind per name"):
+        layer_labels(["a", "b"], ["linear"])
+    attention = nn.MultiheadAttention(4, 2)
+    assert [module_kind(m) for m in (attention, attention.out_proj, nn.Conv1d(1, 1, 1))] == [
+        "multiheadattention", "linear", "conv1d"]
+
+
+def test_the_monitor_names_a_foreign_models_layers_in_forward_order(tmp_path, make_trainer):
+    # Registered head first, run last: the numbers follow forward order, not registration.
+    class HeadFirst(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head, self.body = nn.Linear(4, 2), nn.Sequential(nn.Linear(3, 4), nn.Tanh())
+
+        def forward(self, x):
+            return self.head(self.body(x))
+
+    monitor = GradientFlowMonitor(plot_every_n_epochs=0)
+    make_trainer(max_epochs=1, callbacks=[monitor]).fit(Regressor(HeadFirst()), loader())
+    assert monitor.labels == {"net.body.0": "linear1 (net.body.0)", "net.head": "linear2 (net.head)"}

@@ -13,11 +13,12 @@ from matplotlib.figure import Figure
 from dlbasics.figures import new_figure
 
 
-def activations_over_time_figure(history: list[dict[str, Any]]) -> Figure:
+def activations_over_time_figure(history: list[dict[str, Any]], labels: dict[str, str] | None = None) -> Figure:
     """A "colorful dimension" plot, one panel per layer: epochs on x, activation value on y, color = log(1 + count).
 
     Args:
         history: ``ActivationStats.history``; every layer entry needs ``kind``, ``hist`` and ``hist_range``.
+        labels: the panels' layer names (``ActivationStats.labels``); None: the module names.
     """
     layers = list(dict.fromkeys(name for entry in history for name in entry["layers"]))
     ncols = min(len(layers), 3)
@@ -35,7 +36,7 @@ def activations_over_time_figure(history: list[dict[str, Any]]) -> Figure:
             y_edges = np.linspace(*value_range, counts.shape[0] + 1)
             mesh = ax.pcolormesh(x_edges, y_edges, np.log1p(counts), vmin=0.0, vmax=vmax, cmap="viridis")
         kinds = " -> ".join(dict.fromkeys(stats["kind"] for _, stats in entries))
-        ax.set_title(f"{layer} ({kinds})", fontsize=9)
+        ax.set_title(f"{(labels or {}).get(layer, layer)}: {kinds}", fontsize=9)
         ax.set_xlabel("epoch")
         ax.set_ylabel("activation value")
         fig.colorbar(mesh, ax=ax, label="log(1 + count)")

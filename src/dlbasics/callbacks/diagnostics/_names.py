@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
+
+from torch import nn
 
 # ``torch.compile(module)`` returns an ``OptimizedModule`` holding the original as its child ``_orig_mod``.
 _COMPILE_WRAPPER = "_orig_mod"
@@ -25,3 +28,30 @@ def shortlist(items: Sequence[str], most: int = 8) -> str:
         return "none"
     shown = ", ".join(items[:most])
     return shown if len(items) <= most else f"{shown}, ... ({len(items)} in all)"
+
+
+def layer_labels(names: Sequence[str], kinds: Sequence[str]) -> dict[str, str]:
+    """Names a learner reads, for layers given in forward order with their kinds: ``linear1 (net.0)``, ...
+
+    The k-th layer of a kind is ``<kind><k>``, so the 7th linear layer of a deep MLP is ``linear7
+    (network.layers.12)`` whatever its module is called: derived from the model, so a model nobody here wrote gets
+    its own names. Numbers have leading zeros when a kind has 10 layers or more (TensorBoard sorts tags as text).
+    A bias (``net.0.bias``) takes its layer's number. Used in TensorBoard tags and figure labels; ``history`` and
+    ``series`` keep the module names.
+    """
+    if len(names) != len(kinds):
+        raise ValueError(f"layer_labels needs one kind per name, got {len(names)} names and {len(kinds)} kinds")
+    kind_of = dict(zip((name.removesuffix(".bias") for name in names), kinds))
+    counts = Counter(kind_of.values())
+    seen: Counter[str] = Counter()
+    number = {}
+    for layer, kind in kind_of.items():
+        seen[kind] += 1
+        number[layer] = f"{kind}{seen[kind]:0{2 if counts[kind] >= 10 else 1}d}"
+    return {name: f"{number[name.removesuffix('.bias')]} ({name})" for name in names}
+
+
+def module_kind(module: nn.Module) -> str:
+    """A layer's kind for ``layer_labels``: its class name in lower case, ``linear`` for every ``nn.Linear``
+    (attention's ``out_proj`` is a subclass), ``conv2d``, ``batchnorm1d``, ``multiheadattention``, ..."""
+    return "linear" if isinstance(module, nn.Linear) else type(module).__name__.lower()

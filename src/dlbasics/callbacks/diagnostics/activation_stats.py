@@ -20,7 +20,7 @@ from dlbasics.callbacks.diagnostics._activation_layers import (describe_activati
 from dlbasics.callbacks.diagnostics._activation_stats_plots import (activations_over_time_figure,
                                                                     add_tensorboard_histogram)
 from dlbasics.callbacks.diagnostics._activation_sums import HIST_RANGES, LayerSums, unit_keys
-from dlbasics.callbacks.diagnostics._names import display_name, shortlist
+from dlbasics.callbacks.diagnostics._names import display_name, layer_labels, shortlist
 from dlbasics.checks import check_int, check_int_in, check_pattern
 from dlbasics.figures import publish_figure
 
@@ -54,7 +54,10 @@ class ActivationStats(Callback):
     - a fixed-bin histogram of the values over a fixed range per activation (``HIST_RANGES``, or ``ranges``);
       of at most ``hist_max_values`` values per layer and sampled batch.
 
-    Logged at each epoch's end as ``act/<layer>/<stat>``, ``<layer>`` the qualified module name, plus histograms
+    Logged at each epoch's end (at the step of the model's own ``train/`` epoch metrics) as ``act/<layer>/<stat>``,
+    ``<layer>`` a readable name with the qualified module name, ``act1 (net.1)``, ``act2 (net.3)``, ... in the
+    order the modules are registered (``labels``;
+    ``_names.layer_labels``; ``history`` keeps the module names), plus histograms
     ``act/<layer>/hist`` on TensorBoard loggers if asked; when training ends, the figure ``act/over_time``
     (``figures/activations_over_time.png``). ``history`` holds one entry per epoch::
 
@@ -123,6 +126,7 @@ class ActivationStats(Callback):
                               for key, dim in self.unit_dims.items()]  # fmt: skip
         self._calls: dict[str, int] = {}  # calls of each watched module in the sampled batch so far
         self.history: list[dict[str, Any]] = []
+        self.labels: dict[str, str] = {}  # module name -> its name in TensorBoard and the figure
         self._sums: dict[str, LayerSums] = {}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._sampling = False
@@ -165,6 +169,7 @@ class ActivationStats(Callback):
         self._sums = {shown: LayerSums(shown, self.bins, self.hist_max_values, self._unit_dim(shown, rules[name]))
                       for name, shown, _ in chosen}  # fmt: skip
         self._calls = dict.fromkeys(self._sums, 0)
+        self.labels = layer_labels(list(self._sums), ["act"] * len(self._sums))
         self._handles = [module.register_forward_hook(partial(self._hook, shown)) for _, shown, module in chosen]
         if self.log_histograms and not any(isinstance(lg, TensorBoardLogger) for lg in trainer.loggers):
             rank_zero_warn("ActivationStats(log_histograms=True) needs a TensorBoardLogger in Trainer(logger=...); "
@@ -201,18 +206,18 @@ class ActivationStats(Callback):
         self._log(trainer, layers)
 
     def _log(self, trainer: Trainer, layers: dict[str, dict[str, Any]]) -> None:
-        metrics = {f"act/{name}/{stat}": value for name, stats in layers.items()
+        metrics = {f"act/{self.labels[name]}/{stat}": value for name, stats in layers.items()
                    for stat, value in stats.items() if isinstance(value, float)}  # fmt: skip
         step = epoch_step(trainer)  # where train/'s epoch metrics go
         for logger in trainer.loggers:  # loggers write on rank zero only
             logger.log_metrics(metrics, step=step)
             if self.log_histograms and isinstance(logger, TensorBoardLogger):
                 for name, stats in layers.items():
-                    add_tensorboard_histogram(logger, f"act/{name}/hist", stats, step)
+                    add_tensorboard_histogram(logger, f"act/{self.labels[name]}/hist", stats, step)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.plot and self.history and trainer.is_global_zero:
-            fig = activations_over_time_figure(self.history)
+            fig = activations_over_time_figure(self.history, self.labels)
             publish_figure(trainer, fig, "act/over_time", "activations_over_time")
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:

@@ -16,6 +16,7 @@ from dlbasics.callbacks.diagnostics._gradient_flow_plots import add_histograms, 
 from dlbasics.callbacks.diagnostics._gradient_layers import ForwardOrder, Watched, choose_parameters, weight_norms
 from dlbasics.callbacks.diagnostics._gradient_sums import STATS, GradientSums, flow_warning, step_rows
 from dlbasics.callbacks.diagnostics._gradients import stored_values
+from dlbasics.callbacks.diagnostics._names import layer_labels, module_kind
 from dlbasics.callbacks.diagnostics._step_sampling import StepSampler
 from dlbasics.checks import check_choice, check_int, check_pattern
 from dlbasics.figures import publish_figure
@@ -47,8 +48,12 @@ class GradientFlowMonitor(Callback):
     and layer: ``mean_abs`` = mean |g|, ``l2`` = ||g||, ``max_abs`` = max |g|, ``ratio`` = ||g|| / ||w|| (inf if
     w = 0); over an interval, averaged (``max_abs``: the maximum). A step whose gradient is NaN/inf is counted in
     ``nonfinite_steps``, not averaged. Scalars ``grad/<layer>/<stat>`` are logged once per epoch and
-    ``grad_step/<layer>/<stat>`` every ``log_every_n_steps`` optimizer steps; ``<layer>`` is the parameter name
-    without ``.weight`` (and without ``torch.compile``'s ``_orig_mod``). Refused before the run
+    ``grad_step/<layer>/<stat>`` every ``log_every_n_steps`` optimizer steps, at the steps where Lightning logs
+    the model's own ``train/`` metrics of that epoch or batch. ``<layer>`` is a readable name, numbered per module
+    kind in forward order, with the parameter's name in brackets: ``linear1 (net.0)``, ``linear2 (net.2)``,
+    ``conv2d1 (features.0)`` (``labels``; ``_names.layer_labels``). The parameter's name is without ``.weight``
+    (and without ``torch.compile``'s ``_orig_mod``); the figures use the readable names, ``history`` and
+    ``layers`` the parameter names. Refused before the run
     (``check_before_run``): a ``pattern`` that selects no parameter, with the list of those there are.
 
     ``history`` holds one entry per epoch, layers in forward order, values plain floats/ints::
@@ -112,6 +117,8 @@ class GradientFlowMonitor(Callback):
         self.vanishing_threshold, self.exploding_threshold = vanishing_threshold, exploding_threshold
         self.history: list[dict[str, Any]] = []
         self.layers: list[str] = []  # tags in forward order once the first training batch has run
+        self.labels: dict[str, str] = {}  # tag -> its name in TensorBoard and the figures (layer_labels)
+        self._kinds: dict[str, str] = {}  # tag -> the kind of its module (module_kind)
         self._tags: list[str] = []  # in selection order, as the parameters and the sums
         self._params: list[nn.Parameter] = []
         self._order: list[int] = []  # forward order as indices into the selection
@@ -156,6 +163,9 @@ class GradientFlowMonitor(Callback):
         self._tags, self._params = [w.tag for w in chosen], [w.param for w in chosen]
         self._order = list(range(len(chosen)))
         self.layers = list(self._tags)
+        modules = dict(pl_module.named_modules())
+        self._kinds = {w.tag: module_kind(modules[w.owner]) for w in chosen}
+        self.labels = self._label(self.layers)
         self._forward = ForwardOrder(pl_module, [w.owner for w in chosen])  # until the first batch has run
         self._trainer, self._pending = trainer, {}
         if self.measure_at == "after_clipping":
@@ -200,8 +210,8 @@ class GradientFlowMonitor(Callback):
         stats = step_rows(self._params, indices, w_norms, self._one, self._scratch)  # (L, 5) on the device, no sync
         every = self.log_every_n_steps  # histograms of the step that closes an interval (or opens an epoch)
         if self._histograms and (self._interval_steps == every if every else self._epoch.steps == 0):
-            add_histograms(self._trainer, {self._tags[i]: stored_values(self._params[i].grad) for i in indices
-                                           if self._params[i].grad is not None})
+            add_histograms(self._trainer, {self.labels[self._tags[i]]: stored_values(self._params[i].grad)
+                                           for i in indices if self._params[i].grad is not None})
         self._epoch.add(stats)
         if self.log_every_n_steps is not None:
             self._interval.add(stats)
@@ -210,6 +220,7 @@ class GradientFlowMonitor(Callback):
         if self._forward is not None and self._forward.active:  # the first batch has run: layers in forward order
             self._order = self._forward.order()
             self.layers = [self._tags[i] for i in self._order]
+            self.labels = self._label(self.layers)
         if self.log_every_n_steps is not None and self._interval_steps >= self.log_every_n_steps:
             self._interval_steps = 0
             # measured steps only: none, nothing logged; at the step train/'s on_step metrics of this batch get
@@ -226,16 +237,22 @@ class GradientFlowMonitor(Callback):
         self._warn(epoch, layers)
         n = self.plot_every_n_epochs
         if n and (epoch + 1) % n == 0 and trainer.is_global_zero:
-            fig = flow_figure(layers, epoch, self.vanishing_threshold, self.exploding_threshold)
+            fig = flow_figure(self._labelled(layers), epoch, self.vanishing_threshold, self.exploding_threshold)
             publish_figure(trainer, fig, "grad/flow", f"gradient_flow_epoch{epoch:03d}")
 
     def _log(self, prefix: str, rows: list[dict[str, float]], trainer: Trainer, step: int) -> None:
         # A layer with no finite gradient in the interval has NaN statistics: leave them out of the logger (the
         # warning and `history` say so) rather than draw NaN points in TensorBoard.
-        metrics = {f"{prefix}/{self._tags[i]}/{stat}": rows[i][stat] for i in self._order for stat in STATS
-                   if math.isfinite(rows[i][stat])}
+        metrics = {f"{prefix}/{self.labels[self._tags[i]]}/{stat}": rows[i][stat] for i in self._order
+                   for stat in STATS if math.isfinite(rows[i][stat])}
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=step)
+
+    def _label(self, tags: list[str]) -> dict[str, str]:
+        return layer_labels(tags, [self._kinds[tag] for tag in tags])
+
+    def _labelled(self, by_tag: dict[str, Any]) -> dict[str, Any]:
+        return {self.labels.get(tag, tag): value for tag, value in by_tag.items()}
 
     def _warn(self, epoch: int, layers: dict[str, dict[str, float]]) -> None:
         message = flow_warning(layers, self.vanishing_threshold, self.exploding_threshold)
@@ -246,7 +263,7 @@ class GradientFlowMonitor(Callback):
         self._remove_hooks()
         self._sampler = StepSampler(self._every)  # a later fit counts afresh (a resumed one loads the counts)
         if self.plot_every_n_epochs and self.history and trainer.is_global_zero:
-            fig = heatmap_figure(self.series("mean_abs"), [e["epoch"] for e in self.history])
+            fig = heatmap_figure(self._labelled(self.series("mean_abs")), [e["epoch"] for e in self.history])
             publish_figure(trainer, fig, "grad/flow_heatmap", "gradient_flow_heatmap")
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
