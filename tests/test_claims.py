@@ -71,6 +71,14 @@ def test_one_seed_has_no_interval():
         estimate([])
 
 
+def test_an_infinite_measure_gets_the_range_of_the_values_as_its_interval():
+    # e.g. L9.a's edge gap when no grid rate diverged: no t-interval exists, and NaN would hide the values
+    some = estimate([0.2, math.inf, 0.4])
+    assert (some.mean, some.low, some.high) == (math.inf, 0.2, math.inf)
+    both = estimate([math.inf, math.inf])
+    assert (both.mean, both.low, both.high, str(both)) == (math.inf, math.inf, math.inf, "inf [inf, inf]")
+
+
 def test_the_band_of_curves_of_unequal_length_uses_the_seeds_present():
     curves = np.array([[1.0, 2.0, 3.0], [3.0, 4.0, np.nan]])
     low, high = mean_band(curves)

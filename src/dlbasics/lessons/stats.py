@@ -34,6 +34,9 @@ class Estimate:
 def estimate(values: Sequence[float]) -> Estimate:
     """Mean and ``mean +- t(0.975, n-1) * s / sqrt(n)`` of per-seed values; no interval for a single seed.
 
+    A seed whose measure is infinite (a run that never reached what the measure reads) makes the mean infinite and
+    the t-interval undefined; the interval is then the range of the values, which still contains the mean.
+
     Raises:
         ValueError: if ``values`` is empty.
     """
@@ -44,6 +47,8 @@ def estimate(values: Sequence[float]) -> Estimate:
     mean = float(data.mean())
     if data.size == 1:
         return Estimate((float(data[0]),), mean, None, None)
+    if np.isinf(data).any():
+        return Estimate(tuple(map(float, data)), mean, float(data.min()), float(data.max()))
     return Estimate(tuple(map(float, data)), mean, float(low[0]), float(high[0]))
 
 
