@@ -3,12 +3,28 @@
 A lesson module declares ``RUNS`` (its runs: a config of ``configs/`` plus overrides each) and ``run(ctx)``; it may
 add arguments of its own (``add_arguments``, ``handle_arguments``, see ``dlbasics.lessons.cli``). Registering it
 here is one line.
+
+From Python (a notebook): ``from dlbasics.lessons import run_lesson`` (see ``dlbasics.lessons.api``). It is loaded
+on first use, so importing this package stays instant (``dlbasics lesson --list`` imports no Lightning).
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from typing import Any
+
+API = ("run_lesson", "run_lessons", "LessonResult", "LessonClaim")  # from dlbasics.lessons.api, loaded on first use
+
+
+def __getattr__(name: str) -> Any:
+    if name in API:
+        return getattr(importlib.import_module("dlbasics.lessons.api"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *API])
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -28,7 +26,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--print-configs", action="store_true",
                    help="print each run's `dlbasics fit` command and full config, and exit (nothing runs)")
     p.add_argument("--out", type=Path, default=Path("lightning_logs"), help="output folder (default: lightning_logs)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=non_negative_int, default=0,
                    help="first seed: the runs use seeds SEED, SEED+1, ... (default: 0)")
     p.add_argument("--seeds", type=positive_int, default=None, metavar="N",
                    help="seeds per run; each claim reports in how many of them it holds and its 95%% interval "
@@ -39,15 +37,20 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def positive_int(text: str) -> int:
+def positive_int(text: str, minimum: int = 1) -> int:
     """``--seeds`` value: an integer of at least 1."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{value} must be at least {minimum}")
     return value
+
+
+def non_negative_int(text: str) -> int:
+    """``--seed`` value: an integer of at least 0 (a seed Lightning accepts)."""
+    return positive_int(text, minimum=0)
 
 
 def lesson_main(argv: list[str] | None = None) -> int:
@@ -84,7 +87,7 @@ def parse_and_run(argv: list[str]) -> int:
             return status
     if args.print_configs:
         return print_configs([LESSONS[n] for n in names], modules, args.seed)
-    return run_lessons([LESSONS[n] for n in names], modules, args)
+    return run_lessons([LESSONS[n] for n in names], args)
 
 
 def quiet_lightning() -> None:
@@ -101,45 +104,30 @@ def quiet_lightning() -> None:
 
 def print_configs(lessons: list[Lesson], modules: dict, seed: int) -> int:
     """Each run's command line and full config, through the parser ``dlbasics fit`` uses."""
+    from dlbasics.lessons.api import lessons_quieted
     from dlbasics.lessons.runner import run_config
 
-    quiet_lightning()
-    for lesson in lessons:
-        for run in modules[lesson.name].RUNS:
-            print(f"# {lesson.code} {lesson.name} / {run.name}\n# {run.command(seed)}")
-            print(run_config(run, seed))
+    with lessons_quieted():
+        for lesson in lessons:
+            for run in modules[lesson.name].RUNS:
+                print(f"# {lesson.code} {lesson.name} / {run.name}\n# {run.command(seed)}")
+                print(run_config(run, seed))
     return 0
 
 
-def run_lessons(lessons: list[Lesson], modules: dict, args: argparse.Namespace) -> int:
-    from dlbasics.leftovers import outermost_missing
-    from dlbasics.lessons.context import LessonContext
+def run_lessons(lessons: list[Lesson], args: argparse.Namespace) -> int:
+    """Run the lessons through the Python API (one definition of a lesson run), then print the closing table and
+    where the report page is."""
+    from dlbasics.lessons.api import run_lessons as run
 
-    quiet_lightning()
-    overview = []
-    for lesson in lessons:
-        created = outermost_missing(args.out / f"lesson_{lesson.name}")
-        ctx = LessonContext(lesson.name, args.out, seed=args.seed, seeds=args.seeds, fast=args.fast,
-                            accelerator=args.accelerator, data_dir=args.data_dir)
-        print(f"== {lesson.code} {lesson.title}: running ...", flush=True)
-        start = time.perf_counter()
-        module = modules[lesson.name]
-        try:
-            module.run(ctx)
-            ctx.check_claims(getattr(module, "CLAIMS", ()))
-        except BaseException:
-            # A lesson without its summary is half-written: nothing of it stays.
-            shutil.rmtree(created or ctx.dir, ignore_errors=True)
-            raise
-        seconds = time.perf_counter() - start
-        ctx.write_summary(f"{lesson.code} {lesson.title}", seconds)
-        print(f"   done in {seconds:.1f} s -> {ctx.dir}/summary.md", flush=True)
-        overview.append((lesson, ctx, seconds))
-    print_overview(overview)
+    results = run([lesson.name for lesson in lessons], seeds=args.seeds, fast=args.fast, out=args.out,
+                  seed=args.seed, accelerator=args.accelerator, data_dir=args.data_dir)
+    print_overview(results)
+    print(f"Report page of every lesson in {args.out}: {results[-1].page.resolve()}")
     return 0
 
 
-def print_overview(overview: list) -> None:
+def print_overview(results: list) -> None:
     """The closing table: each lesson's claims (holds or not, in k of N seeds, mean and interval), run time, folder."""
     from dlbasics.lessons.claims import MIN_FRACTION
     from dlbasics.lessons.stats import INTERVAL
@@ -147,10 +135,11 @@ def print_overview(overview: list) -> None:
     print("\n" + "=" * 100)
     print(f"Claims: holds = its condition is met in at least {MIN_FRACTION:.0%} of the seeds (4 of 5); "
           f"measure = mean [{INTERVAL}]")
-    for lesson, ctx, seconds in overview:
-        print(f"{lesson.code} {lesson.title}  ({seconds:.0f} s, {ctx.seeds_text()})  {ctx.dir / 'summary.md'}")
-        for claim in ctx.claims:
-            where = "shows it" if claim.claim.shows_it else "published"
-            print(f"    {claim.claim.code:<5} {where:<9} {claim.verdict():<13} {claim.k}/{claim.n}  "
-                  f"{claim.estimate!s:<32} {claim.claim.condition:<18} {claim.claim.text}")
+    for result in results:
+        print(f"{result.code} {result.title}  ({result.seconds:.0f} s, {result.seeds_text})  "
+              f"{result.folder / 'summary.md'}")
+        for claim in result.claims:
+            where = "shows it" if claim.shows_it else "published"
+            print(f"    {claim.code:<5} {where:<9} {claim.verdict:<13} {claim.k}/{claim.n}  "
+                  f"{claim.measure:<32} {claim.condition:<18} {claim.text}")
     print("=" * 100)

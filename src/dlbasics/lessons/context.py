@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -71,6 +72,8 @@ class LessonContext:
         self.dir = next_version(Path(out) / f"lesson_{name}")
         self.report = Report()
         self.figures: list[Path] = []
+        self.drawn: dict[str, Figure] = {}  # the figures it drew, by file name stem: a notebook shows them inline
+        self.figure_titles: dict[str, str] = {}  # by file name: the report page's alt text and caption
         self.by_seed: dict[int, dict[str, RunResult]] = {}  # every run's result, by seed and run name
         self.claims: list[ClaimResult] = []
 
@@ -97,6 +100,8 @@ class LessonContext:
         """Save a comparison figure as ``figures/<filename>.png`` in the lesson folder."""
         path = save_figure(fig, self.dir / "figures" / f"{filename}.png")
         self.figures.append(path)
+        self.drawn[path.stem] = fig
+        self.figure_titles[path.name] = figure_title(fig) or path.stem
         return path
 
     def adopt(self, result: RunResult, prefix: str, filename: str) -> Path | None:
@@ -108,6 +113,7 @@ class LessonContext:
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(found[-1], path)
         self.figures.append(path)
+        self.figure_titles[path.name] = f"{path.stem.replace('_', ' ')} (as the run's {prefix} callback drew it)"
         return path
 
     def seeds_text(self) -> str:
@@ -115,17 +121,35 @@ class LessonContext:
         seeds = "/".join(map(str, counts)) or "0"
         return f"seeds {seeds} per run, from seed {self.seed}"
 
+    def command(self) -> str:
+        """The ``dlbasics lesson`` command that reruns this lesson with its settings (defaults left out)."""
+        parts = ["dlbasics", "lesson", self.name]
+        if self.n_seeds is not None:
+            parts += ["--seeds", str(self.n_seeds)]
+        if self.seed != 0:
+            parts += ["--seed", str(self.seed)]
+        if self.fast:
+            parts.append("--fast")
+        if self.accelerator != "cpu":
+            parts += ["--accelerator", self.accelerator]
+        if Path(self.data_dir) != Path("data"):
+            parts += ["--data-dir", str(self.data_dir)]
+        return shlex.join(parts)
+
     def write_summary(self, title: str, seconds: float) -> None:
-        """Write ``summary.json`` (every number) and ``summary.md`` (the same as tables) in the lesson folder."""
+        """Write ``summary.json`` (every number, and what the report page shows) and ``summary.md`` (the same as
+        tables) in the lesson folder."""
         report = self.report
         data: dict[str, Any] = {
             "lesson": self.name, "title": title, "seed": self.seed, "fast": self.fast,
             "seeds": {name: seeds for name, seeds in _runs_per_name(self.by_seed).items()},
+            "seeds_text": self.seeds_text(), "command": self.command(),
             "interval": INTERVAL, "seconds": round(seconds, 2), "claims": [c.as_dict() for c in self.claims],
             "key": {k: plain(v) for k, v in report.key.items()},
             "tables": {ex: {var: {m: plain(v) for m, v in row.items()} for var, row in rows.items()}
                        for ex, rows in report.tables.items()},
-            "notes": report.notes, "figures": [p.name for p in self.figures]}
+            "notes": report.notes, "text": report.text, "figures": [p.name for p in self.figures],
+            "figure_titles": {p.name: self.figure_titles.get(p.name, p.stem) for p in self.figures}}
         (self.dir / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
         lines = [f"# {title}", "", (f"{self.seeds_text()}{' (fast budget)' if self.fast else ''}, "
                                     f"{seconds:.1f} s; TensorBoard: `tensorboard --logdir {self.dir}`"), "",
@@ -150,6 +174,13 @@ class LessonContext:
             lines += ["## Notes", "", *[f"- {note}" for note in report.notes], ""]
         lines += ["## Figures", "", *[f"![{p.stem}](figures/{p.name})" for p in self.figures], ""]
         (self.dir / "summary.md").write_text("\n".join(lines))
+
+
+def figure_title(fig: Figure) -> str:
+    """The figure's title as a reader sees it: its suptitle, else its panels' titles (newlines as spaces)."""
+    suptitle = fig._suptitle.get_text() if fig._suptitle is not None else ""  # get_suptitle(): matplotlib >= 3.8
+    titles = [suptitle] if suptitle else [ax.get_title() for ax in fig.axes if ax.get_title()]
+    return " ".join("; ".join(titles).split())
 
 
 def _runs_per_name(by_seed: dict[int, dict[str, RunResult]]) -> dict[str, list[int]]:
