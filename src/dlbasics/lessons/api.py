@@ -4,7 +4,7 @@
 
     result = run_lesson("dropout", seeds=5, fast=True)
     result.claims[0]                  # code, text, holds, k of n seeds, mean and 95% interval of its measure
-    result.tables["L4.d"]             # {variant: {metric: value or Estimate}}
+    result.tables["L4.d dropout rate sweep"]  # {variant: {metric: value or Estimate}}
     result.figures["l4d_sweep"]       # a matplotlib Figure: a notebook shows it inline
     result                            # in a notebook: the lesson's section of the report page
 
