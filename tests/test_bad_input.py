@@ -175,6 +175,7 @@ def test_the_dlbasics_command_says_what_is_wrong_in_one_line_and_exits_2(args, e
     (["fit", "--config", "missing.yaml"], "File does not exist: '"),
     (["fit", "--config", MOONS, "--model.network.activation", "rleu"], "activation 'rleu' is not one of: sigmoid"),
     (["lesson", "dropout", "--seed", "one"], "argument --seed: 'one' is not an integer"),
+    (["lesson", "dropout", "--seed", "-1"], "argument --seed: -1 must be at least 0"),
 ])
 def test_user_errors_are_one_line_and_debug_shows_the_traceback(argv, expected, tmp_path, monkeypatch, capsys):
     from dlbasics.cli import main
