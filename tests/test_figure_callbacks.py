@@ -228,7 +228,8 @@ def test_feature_maps_of_the_first_conv_for_fixed_inputs(make_trainer, tmp_path,
     with torch.no_grad():
         torch.testing.assert_close(callback.maps, conv(x_val[:3]))  # all 4 channels kept, 2 drawn
     assert pngs(folder) == {f"feature_maps_network.features.0_{s}.png" for s in ("epoch000", "epoch001", "test")}
-    assert image_steps(folder) == {"feature_maps/network.features.0": [2, 4, 4]}
+    assert image_steps(folder) == {"feature_maps/network.features.0": [2, 4],  # the test image under its own tag
+                                   "feature_maps/test/network.features.0": [4]}
 
 
 def test_feature_maps_layer_errors_list_the_conv_layers(make_trainer, fake_mnist):

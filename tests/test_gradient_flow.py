@@ -428,6 +428,8 @@ def test_layers_get_readable_names_numbered_per_kind_in_forward_order():
         "head.out": "linear1 (head.out)"}
     ten = layer_labels([f"l.{i}" for i in range(10)], ["linear"] * 10)  # sorted as text, still in order
     assert list(ten.values()) == sorted(ten.values()) and ten["l.9"] == "linear10 (l.9)"
+    members = layer_labels(["members.0.l.0", "members.0.l.2", "members.1.l.0"], ["linear"] * 3)
+    assert list(members.values()) == ["linear1 (members.0.l.0)", "linear2 (members.0.l.2)", "linear1 (members.1.l.0)"]
     with pytest.raises(ValueError, match="one kind per name"):
         layer_labels(["a", "b"], ["linear"])
     attention = nn.MultiheadAttention(4, 2)

@@ -13,6 +13,7 @@ from typing import Any
 
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
 from dlbasics.checkpoint_checks import check_network_settings, check_parameter_shapes, load_checkpoint
@@ -20,6 +21,7 @@ from dlbasics.cli import LIGHTNING_SUBCOMMANDS
 from dlbasics.data.base import TensorDataModule
 from dlbasics.distributed import release_process_group
 from dlbasics.leftovers import outermost_missing
+from dlbasics.loggers import HPARAMS_FOLDER, config_hparams, final_metrics, write_hparams
 from dlbasics.models.system import System
 from dlbasics.predictions import save_predictions
 from dlbasics.resume import find_last_checkpoint
@@ -87,6 +89,10 @@ class DLBasicsCLI(LightningCLI):
             raise ValueError("trainer.max_epochs 0 trains nothing; give at least 1 (or -1 for no limit)")
         for logger in self.trainer.loggers:
             logger.version  # noqa: B018 (fixes the version now, so ddp_spawn workers log where "Logs:" points)
+            if isinstance(logger, TensorBoardLogger):
+                # No "hp_metric" placeholder session in the run's event file: after_fit writes the run's session
+                # with its real final metrics (``log_fit_hparams``); hparams.yaml is still written.
+                logger._default_hp_metric = False
         check_callbacks_before_run(self.trainer, self.model)
         self._resolve_last_checkpoint(required=False)
         self._check_checkpoint()
@@ -123,6 +129,7 @@ class DLBasicsCLI(LightningCLI):
         config["ckpt_path"] = found  # None when fitting: start from scratch
 
     def after_fit(self) -> None:
+        self.log_fit_hparams()
         checkpoint = self.trainer.checkpoint_callback
         path = getattr(checkpoint, "last_model_path", "") or getattr(checkpoint, "best_model_path", "")
         rank_zero_info(f"Logs: {self.trainer.log_dir}  (view with: tensorboard --logdir lightning_logs)")
@@ -132,6 +139,21 @@ class DLBasicsCLI(LightningCLI):
             overrides = "".join(f" {shlex.quote(arg)}" for arg in command_overrides(getattr(self, "_args", [])))
             rank_zero_info(f"Checkpoint: {path}\nTest it with: dlbasics test --config {config}{overrides} "
                            f"--ckpt_path {path}")
+
+    def log_fit_hparams(self) -> None:
+        """Write the run's TensorBoard HParams session into ``<log_dir>/hparams`` of each TensorBoard logger: the
+        model's and the data's settings flattened to plain values (``network.dropout: 0.3``, ``data.noise: 0.2``),
+        the seed and config, and the last ``train/``/``val/`` values as ``final/...`` metrics."""
+        if not self.trainer.is_global_zero:
+            return
+        config = self.config[self.subcommand].as_dict()
+        files = [Path(str(path)).name for path in config.get("config") or []]
+        hparams = {"config": ", ".join(files) or None, "seed": config.get("seed_everything"),
+                   "trainer.max_epochs": self.trainer.max_epochs, **config_hparams(config["model"], config["data"])}
+        metrics = final_metrics(self.trainer.callback_metrics)
+        for logger in self.trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                write_hparams(Path(logger.log_dir) / HPARAMS_FOLDER, hparams, metrics, self.trainer.global_step)
 
     def after_test(self) -> None:
         rank_zero_info(f"Logs: {self.trainer.log_dir}  (view with: tensorboard --logdir lightning_logs)")

@@ -1,8 +1,12 @@
-"""A TensorBoard logger that writes every value but flushes the event file on a timer, not after every write."""
+"""A TensorBoard logger that flushes on a timer, and the runs' hyperparameters for TensorBoard's HParams dashboard."""
 
 from __future__ import annotations
 
+import json
+import math
 import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -44,3 +48,132 @@ class BufferedTensorBoardLogger(TensorBoardLogger):
     def finalize(self, status: str) -> None:
         self._last_flush = float("-inf")  # the end of a run always flushes and writes hparams.yaml
         super().finalize(status)
+
+
+# HParams dashboard: a run's hyperparameters and final metrics are a "session" in a folder of its own,
+# ``<run>/hparams``, holding only them. The dashboard takes every scalar tag of a session's folder (and below) as a
+# metric column, so the run's own event file (hundreds of grad/ and act/ tags) stays out of it. No experiment
+# summary is written: the dashboard would use the first one it finds for every run under the logdir, hiding the
+# hyperparameters of the others; without one it lists the union of all sessions' hyperparameters.
+HPARAMS_FOLDER = "hparams"
+FINAL = "final"  # the metric tags of a session: final/train/loss, final/test/acc, ...
+PlainValue = str | int | float | bool
+
+
+def plain_value(value: Any) -> PlainValue | None:
+    """``value`` as TensorBoard's HParams dashboard takes it: a str/int/float/bool as is, a list or mapping as its
+    compact JSON text (``[64, 64]``), anything else as ``str(value)``; None (a setting left unset) stays None."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (list, tuple, Mapping)):
+        return json.dumps(value, default=str, separators=(", ", ": "))
+    return str(value)
+
+
+def flatten_init_args(config: Mapping[str, Any], prefix: str = "") -> dict[str, PlainValue]:
+    """A ``class_path``/``init_args`` config as flat plain values: ``{"network": "dlbasics.models.components.MLP",
+    "network.dropout": 0.3, "optimizer.lr": 0.01}`` (a class under its key, its arguments under ``key.arg``);
+    unset (None) values are left out."""
+    out: dict[str, PlainValue] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and "class_path" in value:
+            out[name] = value["class_path"]
+            out.update(flatten_init_args(value.get("init_args") or {}, f"{name}."))
+        elif isinstance(value, Mapping) and value:
+            out.update(flatten_init_args(value, f"{name}."))
+        elif (plain := plain_value(value)) is not None:
+            out[name] = plain
+    return out
+
+
+def config_hparams(model: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, PlainValue]:
+    """The model's and the data's settings of a run's config (``class_path``/``init_args`` each) as the HParams
+    dashboard shows them: ``model``, ``network``, ``network.dropout``, ``optimizer.lr``, ..., ``data``,
+    ``data.noise``, ... (the model's arguments without a ``model.`` prefix, as ``override_hparams`` names them)."""
+    hparams = {name.removeprefix("model."): value for name, value in flatten_init_args({"model": model}).items()}
+    return {**hparams, **flatten_init_args({"data": data})}
+
+
+def final_metrics(values: Mapping[str, Any]) -> dict[str, float]:
+    """The ``train/``, ``val/`` and ``test/`` values among ``values`` as finite floats, tagged ``final/<name>``."""
+    out = {}
+    for name, value in values.items():
+        number = float(value)
+        if name.startswith(("train/", "val/", "test/")) and math.isfinite(number):
+            out[f"{FINAL}/{name}"] = number
+    return out
+
+
+def write_hparams(folder: Path, hparams: Mapping[str, Any], metrics: Mapping[str, float], step: int) -> Path:
+    """Write a TensorBoard HParams session into ``folder``: the plain ``hparams`` (None values left out), each
+    metric as one scalar at ``step``, and the session's end. One row of the HParams dashboard."""
+    from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+    from torch.utils.tensorboard import SummaryWriter
+
+    start = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
+    for name, value in hparams.items():
+        plain = plain_value(value)
+        if isinstance(plain, bool):  # before int: a bool is an int
+            start.hparams[name].bool_value = plain
+        elif isinstance(plain, (int, float)):
+            start.hparams[name].number_value = plain
+        elif plain is not None:
+            start.hparams[name].string_value = plain
+    end = plugin_data_pb2.SessionEndInfo(status=api_pb2.STATUS_SUCCESS, end_time_secs=time.time())
+    writer = SummaryWriter(str(folder))
+    try:
+        writer.file_writer.add_summary(_hparams_summary(plugin_data_pb2.HParamsPluginData(session_start_info=start)),
+                                       step)
+        for tag, value in metrics.items():
+            writer.add_scalar(tag, value, global_step=step)
+        writer.file_writer.add_summary(_hparams_summary(plugin_data_pb2.HParamsPluginData(session_end_info=end)),
+                                       step)
+    finally:
+        writer.close()
+    return folder
+
+
+def _hparams_summary(data: Any) -> Any:
+    """A ``Summary`` holding HParams plugin data (a session's start or end) under the plugin's own tag."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.plugins.hparams import metadata
+
+    tag = metadata.SESSION_START_INFO_TAG if data.HasField("session_start_info") else metadata.SESSION_END_INFO_TAG
+    return Summary(value=[Summary.Value(tag=tag, metadata=metadata.create_summary_metadata(data))])
+
+
+def override_hparams(overrides: Iterable[str]) -> dict[str, PlainValue]:
+    """Command-line overrides as hyperparameters named as ``flatten_init_args`` names them:
+    ``--model.network.dropout=0.3`` -> ``{"network.dropout": 0.3}``, ``--model.optimizer=torch.optim.SGD`` ->
+    ``{"optimizer": "torch.optim.SGD"}``, ``--data.noise_std=1.0`` -> ``{"data.noise_std": 1.0}``,
+    ``--trainer.max_epochs=30`` -> ``{"trainer.max_epochs": 30}``. Numbers and true/false become numbers and bools,
+    other values stay text (``[64, 64]``). Left out: the seeds (``--seed_everything``, ``--data.seed``: logged as
+    ``seed``), ``--config`` and ``--trainer.callbacks`` (diagnostics, not settings compared).
+    """
+    out: dict[str, PlainValue] = {}
+    items = list(overrides)
+    for i, item in enumerate(items):
+        if not item.startswith("--"):
+            continue
+        key, has_value, text = item[2:].partition("=")
+        if not has_value:  # ``--key value``
+            text = items[i + 1] if i + 1 < len(items) and not items[i + 1].startswith("--") else "true"
+        parts = [part for part in key.split(".") if part != "init_args"]
+        if parts[0] == "model":
+            parts = parts[1:] or ["model"]
+        name = ".".join(parts)
+        if name in ("seed_everything", "data.seed", "config") or name.startswith("trainer.callbacks"):
+            continue
+        out[name] = parse_value(text)
+    return out
+
+
+def parse_value(text: str) -> PlainValue:
+    """An override's text as an int, float or bool where it is one (``0.3``, ``1e-05``, ``true``), else the text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)

@@ -8,7 +8,7 @@ from statistics import fmean, median
 import torch
 
 from dlbasics.activation_plot import activation_functions_figure
-from dlbasics.callbacks import ActivationStats, ActivationSwap, GradientFlowMonitor
+from dlbasics.callbacks import ActivationStats, ActivationSwap, GradientFlowMonitor, NeuronMaps
 from dlbasics.lessons.claims import Claim
 from dlbasics.lessons.context import LessonContext
 from dlbasics.lessons.plots import lines_figure, overlay_curves
@@ -30,6 +30,11 @@ DEAD_RELU = Run("dying_relu", "tiny_activation.yaml", ("--model.network.activati
 DEAD_LEAKY = Run("dying_leaky_relu_0.1", "tiny_activation.yaml",
                  ("--model.network.activation=leaky_relu", "--model.network.negative_slope=0.1", *DYING))
 RUNS = (*PER_ACTIVATION.values(), SWAP, DEAD_RELU, DEAD_LEAKY)
+# A TensorBoard slider (first seed, about 10 figures, one PNG file) of what each of the 8 hidden units computes over
+# the input plane as it trains: zero beyond a line and a ramp before it (ReLU) against smooth steps (tanh). Two, not
+# four: each figure costs about as much as a few epochs (this lesson took 1.2x its CPU time with these two, about 2x
+# its wall time with boundary and unit sliders on all four; 2 cores, 5 seeds, 2026-12-02).
+UNFOLD = {act: (NeuronMaps(figures_per_fit=10, pngs="last"),) for act in ("tanh", "relu")}
 
 
 def first_layer_grads(result: RunResult) -> list[float]:
@@ -97,7 +102,9 @@ def run(ctx: LessonContext) -> None:
     report = ctx.report
     ctx.figure(activation_functions_figure(ACTIVATIONS, negative_slope=0.1), "l1a_activations_and_derivatives")
 
-    runs = {act: ctx.run(run) for act, run in PER_ACTIVATION.items()}
+    runs = {act: ctx.run(run, UNFOLD.get(act, ())) for act, run in PER_ACTIVATION.items()}
+    for act in UNFOLD:  # the last of each slider, in the lesson's figures
+        ctx.adopt(runs[act].first, "neurons", f"l1b_{act}_hidden_units")
     ctx.figure(overlay_curves(list(runs.values()), ["train/loss"], "L1.b loss per activation (same initial weights)"),
                "l1b_loss_curves")
     first_grads = {act: stack([first_layer_grads(r) for r in seeds.results]) for act, seeds in runs.items()}

@@ -10,7 +10,7 @@ from statistics import fmean as mean
 from torch import nn
 
 from dlbasics.backprop import EXAMPLES, add_arguments, backprop, by_hand
-from dlbasics.callbacks import GradientFlowMonitor
+from dlbasics.callbacks import DecisionBoundary, GradientFlowMonitor, WeightHistograms
 from dlbasics.lessons import numerical_gradients
 from dlbasics.lessons.claims import Claim
 from dlbasics.lessons.context import LessonContext
@@ -89,7 +89,8 @@ def run(ctx: LessonContext) -> None:
         report.add("L2.a hand vs autograd", name, loss=float(result.steps["loss"]), max_abs_diff=result.max_abs_diff)
     report.text = "\n\n".join(tables)
 
-    small = ctx.run(SMALL)
+    # TensorBoard: its boundary forming on the training points (first seed; about 10 figures, one PNG file)
+    small = ctx.run(SMALL, [DecisionBoundary(stage="train", figures_per_fit=10, pngs="last", resolution=100)])
     per_layer = {layer: stack([layer_grads(r)[layer] for r in small.results]) for layer in layer_grads(small.first)}
     ctx.figure(lines_figure({"mean |grad| per layer": per_layer}, "L2.b gradient flow, 2 -> 10 -> 2 ReLU",
                             log_y=True), "l2b_gradient_flow")
@@ -97,7 +98,8 @@ def run(ctx: LessonContext) -> None:
         report.add("L2.b gradient flow (2-10-2 ReLU)", layer, mean_abs_grad=[mean(row) for row in curves],
                    last_epoch=[row[-1] for row in curves])
 
-    deep = {act: ctx.run(run) for act, run in DEEP.items()}
+    # TensorBoard histograms of each layer's weights and gradients, every 3rd of the 30 epochs and at the start.
+    deep = {act: ctx.run(run, [WeightHistograms(every_n_epochs=3, bins=30)]) for act, run in DEEP.items()}
     hidden_mean = {act: stack([[mean(epoch) for epoch in zip(*hidden_grads(r).values())] for r in seeds.results])
                    for act, seeds in deep.items()}
     per_layer = {f"{act}: per layer (seed {seeds.seeds[0]})": hidden_grads(seeds.first) for act, seeds in deep.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dlbasics.callbacks import DecisionBoundary
 from dlbasics.lessons.claims import Claim
 from dlbasics.lessons.context import LessonContext
 from dlbasics.lessons.plots import overlay_curves, sweep_plot
@@ -43,6 +44,9 @@ MOONS_SHOWS_IT = ("200 points (150 for training) for 300 epochs instead of 2000 
 MOONS_SMALL = [Run(f"{run.name}_200pts_300ep", run.config, (*run.overrides, *SMALL_MOONS), test=True,
                    fast=("--trainer.max_epochs=30",)) for run in MOONS]
 RUNS = (*BY_RATE.values(), WITH_WD, *NOISY_RUNS.values(), *MOONS, *MOONS_SMALL)
+# TensorBoard sliders (first seed) of the boundary forming on the training points where it can memorise: the
+# noisy-label runs and the small moons runs (about 10 figures per fit, one PNG file).
+BOUNDARY = (DecisionBoundary(stage="train", figures_per_fit=10, pngs="last", resolution=100),)
 
 
 def loss_gap(result: RunResult) -> float:
@@ -107,7 +111,10 @@ def run(ctx: LessonContext) -> None:
     ctx.figure(overlay_curves([with_wd], ["train/acc", "val/acc"], "L4.b dropout 0.5 + weight decay 0.02",
                               one_panel=True), "l4b_dropout_weight_decay")
     gap_figure([plain, dropped, with_wd], "L4.c none vs dropout vs dropout + weight decay", "l4c_regularisation", ctx)
-    noisy = {key: ctx.run(run) for key, run in NOISY_RUNS.items()}
+    noisy = {key: ctx.run(run, BOUNDARY if key in ("none", "dropout", "dropout+wd") else ())
+             for key, run in NOISY_RUNS.items()}
+    for key, name in (("none", "none"), ("dropout", "dropout_0.5")):  # the last of each slider
+        ctx.adopt(noisy[key].first, "decision_boundary", f"l4c_boundary_shows_it_{name}")
     gap_figure([noisy[k] for k in ("none", "dropout", "dropout+wd")], "L4.c shows it: 20% of the training labels "
                "flipped, 400 epochs", "l4c_regularisation_shows_it", ctx)
     ctx.figure(overlay_curves([noisy["none"], noisy["dropout 0.3"], noisy["dropout"], noisy["dropout 0.7"]],
@@ -134,7 +141,7 @@ def run(ctx: LessonContext) -> None:
     ctx.figure(overlay_curves(moons, ["val/loss", "val/acc"],
                               "L4 moons: plain vs dropout 0.2 + weight decay 1e-3, AdamW (val = the 25% test split)"),
                "l4_moons")
-    small = [ctx.run(run) for run in MOONS_SMALL]
+    small = [ctx.run(run, BOUNDARY) for run in MOONS_SMALL]
     ctx.figure(overlay_curves(small, ["val/loss", "val/acc"], "L4 moons shows it: 200 points, 300 epochs "
                               "(val = the 25% test split)"), "l4_moons_shows_it")
     for seeds in (*moons, *small):

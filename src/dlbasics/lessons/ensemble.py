@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from lightning.pytorch import Callback, LightningModule, seed_everything
+from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
 from lightning.pytorch.callbacks import Checkpoint
 
 from dlbasics.callbacks import (
@@ -26,12 +26,15 @@ from dlbasics.callbacks import (
     NonFiniteGuard,
     RNGStateCheckpoint,
     UpdateSizeMonitor,
+    WeightHistograms,
 )
+from dlbasics.callbacks.figures import FigureCallback
 from dlbasics.data.base import TensorDataModule
 from dlbasics.data.mnist import MNISTDataModule
 from dlbasics.data.zipped import ZippedDataModule
 from dlbasics.lessons.runner import (
     CONFIGS,
+    HPARAMS_FOLDER,
     LessonRunCLI,
     MetricHistory,
     Run,
@@ -39,15 +42,18 @@ from dlbasics.lessons.runner import (
     SeedRuns,
     build_run,
     fit_and_test,
+    log_hparams,
 )
 from dlbasics.models.ensemble import MemberRNG, SeedEnsemble
 
-# Callbacks whose records of an ensemble ``member_view`` splits per member, or that need no splitting. A figure
-# callback (DecisionBoundary, RegressionFit, ...) would draw one figure of the whole ensemble: not ensembled. Nor
-# is a checkpoint a lesson run keeps (``EarlyStopping`` and a best-epoch ``ModelCheckpoint`` watch one seed's
-# ``val/loss``): a config's ``save_last`` checkpoint, which lesson runs drop, is the only one allowed.
+# Callbacks whose records of an ensemble ``member_view`` splits per member, or that need no splitting. Not
+# ensembled: a checkpoint a lesson run keeps (``EarlyStopping`` and a best-epoch ``ModelCheckpoint`` watch one
+# seed's ``val/loss``): a config's ``save_last`` checkpoint, which lesson runs drop, is the only one allowed.
 PER_MEMBER_CALLBACKS = (MetricHistory, FastLogging, NonFiniteGuard, RNGStateCheckpoint, GradientFlowMonitor,
-                        ActivationStats, ActivationSwap, UpdateSizeMonitor)
+                        ActivationStats, ActivationSwap, UpdateSizeMonitor, WeightHistograms)
+# Figure callbacks (DecisionBoundary, RegressionFit, NeuronMaps, ...) draw one model: in an ensemble, the first
+# seed's (``FirstMemberFigure``), so the ``seeds/`` run's images are those of the first seed's solo run.
+FIRST_MEMBER_CALLBACKS = (FigureCallback,)
 # Data sets where a seed's arithmetic, not Lightning's per-epoch cost, sets the time: an ensemble wins nothing.
 SOLO_DATA = (MNISTDataModule,)
 # Overrides of settings ``SeedEnsemble`` refuses (they would couple the members), or that replace the model's own
@@ -60,8 +66,9 @@ def can_ensemble(run: Run, callbacks: Sequence[Callback] = ()) -> bool:
     """Whether ``run_ensemble`` can train ``run``'s seeds with the lesson's ``callbacks``, from its config file and
     overrides (cheap: the config is read as YAML, not parsed). False for figure callbacks, checkpoints the run
     keeps, early stopping, MNIST, and settings ``SeedEnsemble`` refuses (a learning-rate scheduler, gradient
-    clipping)."""
-    if not all(isinstance(c, PER_MEMBER_CALLBACKS) for c in callbacks):
+    clipping). Figure callbacks are fine: they draw the first seed (``FirstMemberFigure``)."""
+    allowed = PER_MEMBER_CALLBACKS + FIRST_MEMBER_CALLBACKS
+    if not all(isinstance(c, allowed) for c in callbacks):
         return False
     config = yaml.safe_load((CONFIGS / run.config).read_text()) or {}
     trainer, model, data = (config.get(key) or {} for key in ("trainer", "model", "data"))
@@ -74,7 +81,7 @@ def can_ensemble(run: Run, callbacks: Sequence[Callback] = ()) -> bool:
     for entry in trainer.get("callbacks") or []:
         kind, monitor = resolve(entry.get("class_path", "")), (entry.get("init_args") or {}).get("monitor")
         dropped = issubclass(kind, Checkpoint) and monitor is None  # as ``runner.keeps_best`` decides
-        if not (dropped or issubclass(kind, PER_MEMBER_CALLBACKS)):
+        if not (dropped or issubclass(kind, allowed)):
             return False
     return not issubclass(resolve(data.get("class_path", "")), SOLO_DATA)
 
@@ -96,13 +103,16 @@ def run_ensemble(run: Run, lesson_dir: Path, seeds: Sequence[int], callbacks: Se
     order, so each member starts from the weights and data of ``run.command(s)``; the config is parsed once. Each
     ``RunResult`` holds its seed's curves and test metrics under the solo names, its own model and datamodule, and
     ``member_view``s of the callbacks (layer names as in a solo run). ``seconds`` is each seed's share: the fit (and
-    test) time divided by the number of seeds. ``callbacks`` are used as given (``run_seeds`` copies them).
+    test) time divided by the number of seeds. ``callbacks`` are used as given (``run_seeds`` copies them). Each
+    seed also gets a folder ``seeds/seed_<seed>/``: its HParams session (``hparams/``, one dashboard row per seed,
+    as a solo run's) and its ``WeightHistograms`` (``split_histograms``).
     """
     seeds = list(seeds)
     if not seeds:
         raise ValueError("run_ensemble needs at least one seed, got none")
     cli = build_run(run, lesson_dir, seeds[0], callbacks, fast, accelerator, data_dir, version=f"{run.name}/seeds")
     trainer = cli.trainer
+    trainer.callbacks[:] = [FirstMemberFigure(c) if isinstance(c, FigureCallback) else c for c in trainer.callbacks]
     cuda = trainer.strategy.root_device.type == "cuda"
     members: list[LightningModule] = [cli.model]
     datamodules: list[TensorDataModule] = [cli.datamodule]
@@ -113,14 +123,39 @@ def run_ensemble(run: Run, lesson_dir: Path, seeds: Sequence[int], callbacks: Se
         datamodules.append(data)
         rngs.append(MemberRNG(cuda))
     ensemble, data = SeedEnsemble(members, seeds, rngs), ZippedDataModule(datamodules)
+    owners = split_histograms(trainer, seeds)
     history, tested, seconds = fit_and_test(trainer, ensemble, data, run.test)
     seconds /= len(seeds)
     log_dir = Path(trainer.logger.log_dir)
-    results = [RunResult(run.name, own_metrics(history.curves, seed),
-                         {name: float(value) for name, value in own_metrics(tested, seed).items()}, model, member_data,
-                         [member_view(c, i, seed) for c in trainer.callbacks], log_dir, seconds)
-               for i, (seed, model, member_data) in enumerate(zip(seeds, members, datamodules))]
+    results = []
+    for i, (seed, model, member_data) in enumerate(zip(seeds, members, datamodules)):
+        curves = own_metrics(history.curves, seed)
+        final = {name: float(value) for name, value in own_metrics(tested, seed).items()}
+        # Each seed its own HParams row, in a folder of its own (as a solo run's <run>/seed_<s>/hparams).
+        log_hparams(log_dir / f"seed_{seed}" / HPARAMS_FOLDER, run, seed, fast, cli, curves, final)
+        callbacks = [member_view(c, i, seed) for c in trainer.callbacks if owners.get(id(c), i) == i]
+        results.append(RunResult(run.name, curves, final, model, member_data, callbacks, log_dir, seconds))
     return SeedRuns(run, seeds, results)
+
+
+def split_histograms(trainer: Trainer, seeds: Sequence[int]) -> dict[int, int]:
+    """Replace each ``WeightHistograms`` of the trainer by one per member: member ``i``'s layers only, named as in a
+    solo run, written to ``<log_dir>/seed_<seed>/`` (a TensorBoard run per seed, with a solo run's tags).
+    Returns ``{id(member's callback): member index}``."""
+    owners: dict[int, int] = {}
+    callbacks: list[Callback] = []
+    for callback in trainer.callbacks:
+        if not isinstance(callback, WeightHistograms):
+            callbacks.append(callback)
+            continue
+        for i, seed in enumerate(seeds):
+            member = copy.copy(callback)  # the same settings, watching one member
+            member.module = f"members.{i}" + (f".{callback.module}" if callback.module else "")
+            member.subfolder = f"seed_{seed}" + (f"/{callback.subfolder}" if callback.subfolder else "")
+            owners[id(member)] = i
+            callbacks.append(member)
+    trainer.callbacks[:] = callbacks
+    return owners
 
 
 def build_member(cli: LessonRunCLI, seed: int) -> tuple[LightningModule, TensorDataModule]:
@@ -155,6 +190,8 @@ def member_view(callback: Callback, index: int, seed: int) -> Callback:
     ``ActivationStats``, ``ActivationSwap``, ``NonFiniteGuard``) and a list ``layers`` (``GradientFlowMonitor``).
     Other callbacks, which keep nothing per layer, are returned as they are.
     """
+    if isinstance(callback, FirstMemberFigure):  # it drew member 0 only
+        return callback.figure if index == 0 else callback
     if isinstance(callback, MetricHistory):
         view = copy.copy(callback)
         view.curves = own_metrics(callback.curves, seed)
@@ -176,3 +213,40 @@ def own_layers(layers: Mapping[str, Any] | Sequence[str], prefix: str) -> dict[s
     if isinstance(layers, Mapping):
         return {name[len(prefix):]: value for name, value in layers.items() if name.startswith(prefix)}
     return [name[len(prefix):] for name in layers if name.startswith(prefix)]
+
+
+class FirstMemberFigure(FigureCallback):
+    """A figure callback of a ``SeedEnsemble``'s first member: its hooks get that member and its part of each batch.
+
+    ``figure`` then draws and publishes (in the ensemble's run folder, under its own tags) exactly what it would
+    for the first seed's solo run. A ``RegressionFit`` without a ``true_function`` gets the first member's
+    datamodule's, as its solo run would. For ``FigureCallback`` subclasses (which route their hooks to
+    ``stage_start``, ``stage_batch``, ``stage_end``, and may use ``setup``, ``on_train_end``, ``check_before_run``).
+    """
+
+    def __init__(self, figure: FigureCallback) -> None:
+        super().__init__()
+        self.figure = figure
+
+    def check_before_run(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        check = getattr(self.figure, "check_before_run", None)
+        if callable(check):
+            check(trainer, pl_module.members[0])
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        truth = getattr(trainer.datamodule.datamodules[0], "true_function", None)
+        if getattr(self.figure, "true_function", False) is None and callable(truth):
+            self.figure.true_function = truth
+        self.figure.setup(trainer, pl_module.members[0], stage)
+
+    def stage_start(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self.figure.stage_start(trainer, pl_module.members[0], stage)
+
+    def stage_batch(self, trainer: Trainer, pl_module: LightningModule, stage: str, batch: Any) -> None:
+        self.figure.stage_batch(trainer, pl_module.members[0], stage, batch[0])  # the zipped batches: member 0's
+
+    def stage_end(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self.figure.stage_end(trainer, pl_module.members[0], stage)
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.figure.on_train_end(trainer, pl_module.members[0])

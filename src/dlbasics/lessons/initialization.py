@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 
 from torch import nn
 
-from dlbasics.callbacks import ActivationStats
+from dlbasics.callbacks import ActivationStats, WeightHistograms
 from dlbasics.lessons.backprop_lesson import hidden_grads
 from dlbasics.lessons.claims import Claim
 from dlbasics.lessons.context import LessonContext
@@ -138,7 +138,8 @@ def layer_figures(ctx: LessonContext, runs: Mapping[str, SeedRuns], act: str) ->
 
 def run(ctx: LessonContext) -> None:
     report = ctx.report
-    runs = {run.name: ctx.run(run) for run in RUNS}
+    # TensorBoard histograms of each layer's weights (from the initial ones) and gradients, every 5th of 50 epochs.
+    runs = {run.name: ctx.run(run, [WeightHistograms(every_n_epochs=5, bins=30)]) for run in RUNS}
     for act in ACTIVATIONS:
         layer_figures(ctx, runs, act)
         mine = {name: seeds for name, seeds in runs.items() if name.startswith(f"{act}_")}

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Mapping
 from statistics import fmean as mean
 
-from dlbasics.callbacks import ActivationStats
+from dlbasics.callbacks import ActivationStats, WeightHistograms
 from dlbasics.lessons.backprop_lesson import DEEP, first_hidden, hidden_grads
 from dlbasics.lessons.claims import PUBLISHED, Claim
 from dlbasics.lessons.context import LessonContext
@@ -145,7 +145,9 @@ def curves_figure(ctx: LessonContext, runs: Mapping[str, SeedRuns], title: str, 
 
 def run(ctx: LessonContext) -> None:
     report = ctx.report
-    runs = {run.name: ctx.run(run) for run in (PLAIN, *FIXES.values(), RELU)}
+    # TensorBoard histograms of each layer's weights and gradients, every 3rd of the 30 epochs and at the start.
+    runs = {run.name: ctx.run(run, [WeightHistograms(every_n_epochs=3, bins=30)])
+            for run in (PLAIN, *FIXES.values(), RELU)}
     plain = runs[PLAIN.name]
     gradient_figures(ctx, runs)
     activation_figures(ctx, runs)

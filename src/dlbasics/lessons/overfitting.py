@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dlbasics.callbacks import RegressionFit
 from dlbasics.callbacks.figures import fit_figure
 from dlbasics.lessons.claims import Claim
 from dlbasics.lessons.context import LessonContext
@@ -27,6 +28,8 @@ BIG = {wd: Run(f"noise1.0_64x64_500ep_wd{wd}", "sine_overfit.yaml",
                (NOISY_DATA, *MEMORISE, f"--model.optimizer.weight_decay={wd}"), test=True,
                fast=("--trainer.max_epochs=30",)) for wd in (0.0, MEMORISE_WD)}
 RUNS = (BASE, *NOISY.values(), *BY_WIDTH.values(), *BIG.values())
+# A TensorBoard slider (first seed) of the fit bending towards the points: about 10 figures per fit, one PNG file.
+FIT = (RegressionFit(figures_per_fit=10, pngs="last"),)
 NOISE_VARIANCE = 1.0  # of the noisy training targets
 SHOWS_IT = ("1 -> 64 -> 64 -> 1 for 500 epochs instead of 1 -> 12 -> 1 for 100: a net fits the noise only with the "
             "capacity and the steps to memorise it (with either alone, Adam stops near the smooth fit)")
@@ -68,12 +71,12 @@ CLAIMS = (
 
 def run(ctx: LessonContext) -> None:
     report = ctx.report
-    base = ctx.run(BASE)
+    base = ctx.run(BASE, FIT)
     ctx.figure(overlay_curves([base], ["train/loss", "val/loss"], "L3.a 20 training points vs 100 test points",
                               log_y=True, one_panel=True), "l3a_loss_curves")
 
-    noisy = {wd: ctx.run(run) for wd, run in NOISY.items()}
-    big = {wd: ctx.run(run) for wd, run in BIG.items()}
+    noisy = {wd: ctx.run(run, FIT) for wd, run in NOISY.items()}
+    big = {wd: ctx.run(run, FIT) for wd, run in BIG.items()}
     for plain, suffix, what in ((noisy[0.0], "", "published 1-12-1, 100 epochs"),
                                 (big[0.0], "_shows_it", "shows it: 1-64-64-1, 500 epochs")):
         ctx.figure(overlay_curves([plain], ["train/loss", "val/loss"], f"L3.b training noise std 1.0 ({what})",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dlbasics.callbacks import RegressionFit
 from dlbasics.lessons.claims import PUBLISHED, Claim
 from dlbasics.lessons.context import LessonContext
 from dlbasics.lessons.fits import fits_figure, roughness
@@ -74,7 +75,8 @@ CLAIMS = (
 
 def run(ctx: LessonContext) -> None:
     report = ctx.report
-    main = [ctx.run(run) for run in MAIN]
+    # TensorBoard: each fit forming (first seed; about 10 figures, one PNG file)
+    main = [ctx.run(run, [RegressionFit(figures_per_fit=10, pngs="last")]) for run in MAIN]
     ctx.figure(fits_figure(main, "L5 TinyNet fits: none, weight decay 0.1, dropout 0.3"), "l5_fits")
     ctx.figure(overlay_curves(main, ["train/loss", "val/loss"], "L5 loss curves (val: noiseless sin x)", log_y=True),
                "l5_loss_curves")

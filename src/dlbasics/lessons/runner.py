@@ -19,7 +19,14 @@ from dlbasics.callbacks import FastLogging
 from dlbasics.callbacks.figures.base import forward_eval
 from dlbasics.data.base import TensorDataModule
 from dlbasics.lightning_cli import DLBasicsCLI, check_callbacks_before_run, cli_main
-from dlbasics.loggers import BufferedTensorBoardLogger
+from dlbasics.loggers import (
+    HPARAMS_FOLDER,
+    BufferedTensorBoardLogger,
+    config_hparams,
+    final_metrics,
+    override_hparams,
+    write_hparams,
+)
 
 CONFIGS = files("dlbasics") / "configs"  # ``configs/`` in a clone is a link to this folder
 
@@ -50,6 +57,12 @@ class Run:
         """The ``dlbasics fit`` arguments of this run (without the subcommand)."""
         return ["--config", str(CONFIGS / self.config), *self.overrides, f"--seed_everything={seed}",
                 f"--data.seed={seed}", *(self.fast if fast else ())]
+
+    def hparams(self, seed: int, fast: bool = False) -> dict[str, Any]:
+        """Its name, config, seed and ``--fast``, and the settings its overrides change (``--model.network.dropout=
+        0.3`` -> ``network.dropout: 0.3``, ``--trainer.max_epochs=30`` -> ``trainer.max_epochs: 30``)."""
+        return {"run": self.name, "config": self.config, "seed": seed, "fast": fast,
+                **override_hparams((*self.overrides, *(self.fast if fast else ())))}
 
     def command(self, seed: int) -> str:
         """The command that reruns this run alone, from a clone of the repository."""
@@ -236,12 +249,29 @@ def build_run(run: Run, lesson_dir: Path, seed: int, callbacks: Sequence[Callbac
 
 def run_lesson_run(run: Run, lesson_dir: Path, seed: int, callbacks: Sequence[Callback] = (), fast: bool = False,
                    accelerator: str = "cpu", data_dir: Path | None = None, version: str | None = None) -> RunResult:
-    """Fit (and test) one run, logging to ``<lesson_dir>/<version>/`` (default: the run's name)."""
+    """Fit (and test) one run, logging to ``<lesson_dir>/<version>/`` (default: the run's name), its HParams
+    session (hyperparameters and final metrics, ``log_hparams``) to ``<lesson_dir>/<version>/hparams/``."""
     cli = build_run(run, lesson_dir, seed, callbacks, fast, accelerator, data_dir, version)
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
     history, final, seconds = fit_and_test(trainer, model, data, run.test)
-    return RunResult(run.name, history.curves, final, model, data, trainer.callbacks,
-                     Path(trainer.logger.log_dir), seconds)
+    log_dir = Path(trainer.logger.log_dir)
+    log_hparams(log_dir / HPARAMS_FOLDER, run, seed, fast, cli, history.curves, final)
+    return RunResult(run.name, history.curves, final, model, data, trainer.callbacks, log_dir, seconds)
+
+
+def log_hparams(folder: Path, run: Run, seed: int, fast: bool, cli: LessonRunCLI, curves: dict[str, list[float]],
+                final: dict[str, float]) -> None:
+    """Write the run's HParams session (``loggers.write_hparams``): ``run.hparams``, every model and data setting of
+    its config as ``dlbasics fit`` logs them (so a baseline run shows the config's ``network.batch_norm: false``
+    where a variant overrides it, and TensorBoard finds which settings differ) and the epochs it was given; and its
+    final metrics: each curve's last value (train/, val/) and the test metrics."""
+    trainer = cli.trainer
+    config = cli.config.as_dict()
+    settings = config_hparams(config["model"], config["data"])
+    settings.pop("data.seed", None)  # the run's seed, logged as "seed"
+    hparams = {**run.hparams(seed, fast), **settings, "trainer.max_epochs": trainer.max_epochs}
+    last = {name: values[-1] for name, values in curves.items() if values}
+    write_hparams(folder, hparams, final_metrics({**last, **final}), trainer.global_step)
 
 
 def fit_and_test(trainer: Trainer, model: LightningModule, data: Any,

@@ -36,19 +36,28 @@ def layer_labels(names: Sequence[str], kinds: Sequence[str]) -> dict[str, str]:
     The k-th layer of a kind is ``<kind><k>``, so the 7th linear layer of a deep MLP is ``linear7
     (network.layers.12)`` whatever its module is called: derived from the model, so a model nobody here wrote gets
     its own names. Numbers have leading zeros when a kind has 10 layers or more (TensorBoard sorts tags as text).
-    A bias (``net.0.bias``) takes its layer's number. Used in TensorBoard tags and figure labels; ``history`` and
+    A bias (``net.0.bias``) takes its layer's number; the layers of each ``members.<k>`` copy (a seed ensemble's
+    members) are numbered on their own. Used in TensorBoard tags and figure labels; ``history`` and
     ``series`` keep the module names.
     """
     if len(names) != len(kinds):
         raise ValueError(f"layer_labels needs one kind per name, got {len(names)} names and {len(kinds)} kinds")
     kind_of = dict(zip((name.removesuffix(".bias") for name in names), kinds))
-    counts = Counter(kind_of.values())
-    seen: Counter[str] = Counter()
+    # A model of copies (dlbasics' SeedEnsemble keeps one per seed in members.<k>) numbers each copy on its own.
+    group_kind = [(_copy_of(layer), kind) for layer, kind in kind_of.items()]
+    counts = Counter(group_kind)
+    seen: Counter[tuple[str, str]] = Counter()
     number = {}
-    for layer, kind in kind_of.items():
-        seen[kind] += 1
-        number[layer] = f"{kind}{seen[kind]:0{2 if counts[kind] >= 10 else 1}d}"
+    for layer, key in zip(kind_of, group_kind):
+        seen[key] += 1
+        number[layer] = f"{key[1]}{seen[key]:0{2 if counts[key] >= 10 else 1}d}"
     return {name: f"{number[name.removesuffix('.bias')]} ({name})" for name in names}
+
+
+def _copy_of(name: str) -> str:
+    """``members.3`` for ``members.3.network.layers.0``, the copy of an ensemble a layer belongs to; else ``""``."""
+    parts = name.split(".")
+    return ".".join(parts[:2]) if len(parts) > 2 and parts[0] == "members" and parts[1].isdigit() else ""
 
 
 def module_kind(module: nn.Module) -> str:

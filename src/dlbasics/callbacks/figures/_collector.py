@@ -59,7 +59,8 @@ class Collector:
         self._seen += n
         part = {name: t.detach().cpu() for name, t in rows.items()}
         part["position"] = local * trainer.world_size + trainer.global_rank
-        part["key"] = part["position"].double() if key is None else key.detach().cpu().double()
+        # No float64 anywhere, on the CPU either (MPS has none): positions stay integers, given keys float32.
+        part["key"] = part["position"].clone() if key is None else key.detach().cpu().float()
         # Copies (indexing or clone): a batch may be a view of the whole data set, kept (and pickled) whole otherwise.
         if mask is None:
             part = {name: t.clone() for name, t in part.items()}

@@ -21,6 +21,32 @@ def is_due(trainer: Trainer, every_n_epochs: int) -> bool:
     return trainer.state.fn != "fit" or (trainer.current_epoch + 1) % every_n_epochs == 0
 
 
+def spread_every(trainer: Trainer, every_n_epochs: int, figures_per_fit: int | None) -> int:
+    """``every_n_epochs``, or with ``figures_per_fit`` the interval that spreads that many figures over the fit.
+
+    ``max_epochs // figures_per_fit`` (at least 1), so a run and its shortened ``--fast`` form both get a slider of
+    about ``figures_per_fit`` steps; ``every_n_epochs`` where the trainer has no epoch budget.
+    """
+    max_epochs = trainer.max_epochs
+    if figures_per_fit is None or max_epochs is None or max_epochs < 1:
+        return every_n_epochs
+    return max(1, max_epochs // figures_per_fit)
+
+
+def run_tag(trainer: Trainer, stage: str) -> str:
+    """What a figure's TensorBoard tag adds for the kind of run: nothing while fitting or for ``test`` figures;
+    ``/<run kind>`` otherwise (``boundary/val/validate``), as a ``validate`` run after a fit has the fit's last step
+    and would otherwise hide that figure in its slider."""
+    fn = trainer.state.fn.value if trainer.state.fn is not None else "fit"
+    return "" if fn == "fit" or stage == "test" else f"/{fn}"
+
+
+def png_name(pngs: str, name: str, suffix: str) -> str:
+    """The PNG file name of a figure: ``<name><suffix>`` (one file per figure) with ``pngs="every"``, or ``<name>``
+    with ``pngs="last"``, overwritten by each figure so a run folder keeps only the latest (TensorBoard has all)."""
+    return f"{name}{suffix}" if pngs == "every" else name
+
+
 def points_needed(trainer: Trainer, every_n_epochs: int, have_points: bool) -> bool:
     """Whether a figure callback must gather this epoch's points (decide at the stage's start).
 

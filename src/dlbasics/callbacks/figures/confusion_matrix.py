@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from dlbasics.callbacks.figures.base import FigureCallback, forward_eval, split_batch
+from dlbasics.callbacks.figures.base import FigureCallback, forward_eval, run_tag, split_batch
 from dlbasics.checks import check_choice
 from dlbasics.figures import new_figure, publish_figure
 
@@ -37,7 +37,8 @@ class ConfusionMatrix(FigureCallback):
     sample counts exactly once (evaluation shards are disjoint).
 
     At the end of each run of the stage (for ``val``: every validation epoch but the sanity check) the matrix
-    is published as TensorBoard image ``confusion/<name>`` at the global step and
+    is published as TensorBoard image ``confusion/<name>`` at the global step (``confusion/<name>/validate`` in a
+    ``validate`` run, which has the fit's last step) and
     ``figures/confusion_matrix_<name>.png`` (``val``: ``..._epoch<NNN>.png``), ``<name>`` being the stage, with
     ``_normalized_<normalize>`` appended unless ``normalize`` is ``none``; rows are true classes,
     columns predicted, counts (or fractions) in the cells, title with the accuracy.
@@ -107,7 +108,8 @@ class ConfusionMatrix(FigureCallback):
             fig = confusion_figure(self.normalized, names, self.normalize, title)
             name = stage if self.normalize == "none" else f"{stage}_normalized_{self.normalize}"
             suffix = f"_epoch{trainer.current_epoch:03d}" if trainer.state.fn == "fit" else ""
-            publish_figure(trainer, fig, f"confusion/{name}", f"confusion_matrix_{name}{suffix}")
+            tag = f"confusion/{name}{run_tag(trainer, stage)}"  # a validate run's: its own tag
+            publish_figure(trainer, fig, tag, f"confusion_matrix_{name}{suffix}")
 
 
 def confusion_figure(values: Tensor, class_names: list[str], normalize: str, title: str) -> Figure:

@@ -36,7 +36,9 @@ class FeatureMaps(FigureCallback):
     The grid has one row per input: the input (min-max scaled) then its first ``max_maps`` channels, each with
     its own colour scale (viridis: dark low, yellow high). Drawn after validation every ``every_n_epochs``
     epochs (not the sanity check) and after each test run, as TensorBoard image ``feature_maps/<layer>`` at the
-    global step and ``figures/feature_maps_<layer>_epoch<NNN>.png`` (``..._test.png``).
+    global step and ``figures/feature_maps_<layer>_epoch<NNN>.png``; a test (or validate) run's image goes under
+    its own tag ``feature_maps/test/<layer>`` (``feature_maps/val/<layer>``), as it has the last training epoch's
+    step, and to ``..._test.png``.
 
     In memory: ``inputs`` (N, ...) on the CPU, ``maps``, the latest ``(N, channels, H, W)`` captured output
     (all channels), and ``history``, one entry per figure ``{"epoch", "step", "stage", "layer"}``.
@@ -132,7 +134,8 @@ class FeatureMaps(FigureCallback):
             when = f"epoch {trainer.current_epoch}" if fitting else stage
             fig = maps_figure(self.inputs, self.maps, self.max_maps, f"Feature maps of {self.layer_name}, {when}")
             suffix = f"epoch{trainer.current_epoch:03d}" if fitting else stage
-            publish_figure(trainer, fig, f"feature_maps/{self.layer_name}", f"feature_maps_{self.layer_name}_{suffix}")
+            tag = f"feature_maps/{self.layer_name}" if fitting else f"feature_maps/{stage}/{self.layer_name}"
+            publish_figure(trainer, fig, tag, f"feature_maps_{self.layer_name}_{suffix}")
 
 
 def maps_figure(inputs: Tensor, maps: Tensor, max_maps: int, title: str) -> Figure:

@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from dlbasics.callbacks.figures._collector import Collector
 from dlbasics.callbacks.figures._images import draw_input, reshaped
-from dlbasics.callbacks.figures.base import FigureCallback, forward_eval, split_batch
+from dlbasics.callbacks.figures.base import FigureCallback, forward_eval, run_tag, split_batch
 from dlbasics.checks import check_choice, check_int, check_sizes
 from dlbasics.figures import new_figure, publish_figure
 
@@ -33,7 +33,8 @@ class Misclassified(FigureCallback):
     ``(H, W)`` inputs directly, flat inputs reshaped by ``image_shape``; other vectors as their values (up to 8)
     or bars. Titles read ``pred P / true T`` (red when wrong, green when right), correct ones in the first rows.
     At the end of each run of the stage (``val``: each validation epoch but the sanity check), published as
-    TensorBoard image ``misclassified/<name>`` at the global step and
+    TensorBoard image ``misclassified/<name>`` at the global step (``misclassified/<name>/validate`` in a
+    ``validate`` run, which has the fit's last step) and
     ``figures/misclassified_<name>.png`` (``val``: ``..._epoch<NNN>.png``), ``<name>`` being the stage, with
     ``_highest_loss`` appended for that order.
 
@@ -107,7 +108,8 @@ class Misclassified(FigureCallback):
             fig = picks_figure(self.picks, title, self.image_shape)
             name = stage if self.order == "first" else f"{stage}_{self.order}"
             suffix = f"_epoch{trainer.current_epoch:03d}" if fitting else ""
-            publish_figure(trainer, fig, f"misclassified/{name}", f"misclassified_{name}{suffix}")
+            tag = f"misclassified/{name}{run_tag(trainer, stage)}"  # a validate run's: its own tag
+            publish_figure(trainer, fig, tag, f"misclassified_{name}{suffix}")
 
 
 def picks_figure(picks: dict[str, dict[str, Tensor]], title: str,

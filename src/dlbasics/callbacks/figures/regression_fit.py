@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from itertools import cycle
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
@@ -12,8 +12,10 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from dlbasics.callbacks.figures._collector import Collector
-from dlbasics.callbacks.figures.base import FigureCallback, forward_eval, is_due, points_needed, split_batch
-from dlbasics.checks import check_int
+from dlbasics.callbacks.figures._plane import PNGS
+from dlbasics.callbacks.figures.base import (FigureCallback, forward_eval, is_due, png_name, points_needed,
+                                             split_batch, spread_every)
+from dlbasics.checks import check_choice, check_int
 from dlbasics.figures import new_figure, publish_figure
 
 # Model curves: colours other than the points' blue, the truth's green and the evaluation points' grey.
@@ -41,7 +43,7 @@ class RegressionFit(FigureCallback):
 
     Drawn every ``every_n_epochs`` training epochs and once more at the end of fit if the model changed since,
     as TensorBoard image ``regression/fit`` at the global step and ``figures/regression_fit_epoch<NNN>.png``
-    (``regression_fit_final.png``).
+    (``regression_fit_final.png``; with ``pngs="last"`` one ``regression_fit.png``, overwritten by each figure).
 
     In memory: ``history``, one entry per figure ``{"epoch", "step", "train_mse", "eval_mse"}`` (``eval_mse``
     None without validation), and ``last``, the latest figure's data: ``grid_x`` and ``pred`` (R,), ``true_y``
@@ -53,12 +55,20 @@ class RegressionFit(FigureCallback):
             YAML an import path such as ``torch.sin``); None uses the datamodule's ``true_function`` method if
             there is one.
         resolution: number of grid points of the model curve.
+        figures_per_fit: if given, draw about this many figures over the fit instead (every ``max_epochs //
+            figures_per_fit`` epochs), whatever the epoch budget.
+        pngs: ``every``: a PNG file per figure; ``last``: one PNG file, overwritten by each figure (TensorBoard
+            still gets every figure).
     """
 
     def __init__(self, every_n_epochs: int = 50, true_function: Callable | None = None,
-                 resolution: int = 300) -> None:
+                 resolution: int = 300, figures_per_fit: int | None = None,
+                 pngs: Literal["every", "last"] = "every") -> None:
         super().__init__()
         self.every_n_epochs = check_int(every_n_epochs, "every_n_epochs")
+        self.figures_per_fit = None if figures_per_fit is None else check_int(figures_per_fit, "figures_per_fit")
+        self.pngs = check_choice(pngs, "pngs", PNGS)
+        self._every = self.every_n_epochs  # the interval in use, set at setup (`spread_every`)
         if true_function is not None and not callable(true_function):
             raise ValueError(f"true_function {true_function!r} must be a function of x such as torch.sin, or None to "
                              "use the datamodule's true_function method")
@@ -75,12 +85,13 @@ class RegressionFit(FigureCallback):
         method = getattr(trainer.datamodule, "true_function", None)
         truth = self.true_function if self.true_function is not None else method
         self._truth = truth if callable(truth) else None
+        self._every = spread_every(trainer, self.every_n_epochs, self.figures_per_fit)
 
     def stage_start(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage in self._collectors:
             self._collectors[stage].reset()
             self._collecting[stage] = trainer.state.fn == "fit" and points_needed(
-                trainer, self.every_n_epochs, bool(self._points.get(stage)))
+                trainer, self._every, bool(self._points.get(stage)))
 
     def stage_batch(self, trainer: Trainer, pl_module: LightningModule, stage: str, batch: Any) -> None:
         if self._collecting.get(stage):
@@ -91,12 +102,12 @@ class RegressionFit(FigureCallback):
         if not self._collecting.get(stage):
             return
         self._points[stage] = self._collectors[stage].gather(trainer)  # collective: every rank
-        if stage == "train" and is_due(trainer, self.every_n_epochs):  # the epoch's validation has run
-            self._draw(trainer, pl_module, f"epoch {trainer.current_epoch}", f"epoch{trainer.current_epoch:03d}")
+        if stage == "train" and is_due(trainer, self._every):  # the epoch's validation has run
+            self._draw(trainer, pl_module, f"epoch {trainer.current_epoch}", f"_epoch{trainer.current_epoch:03d}")
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._points.get("train") and self._drawn_step != trainer.global_step:
-            self._draw(trainer, pl_module, "end of training", "final")
+            self._draw(trainer, pl_module, "end of training", "_final")
 
     def _predict(self, pl_module: LightningModule, x: Tensor) -> Tensor:
         return _one_column(forward_eval(pl_module, x.unsqueeze(1)), "forward outputs").cpu()
@@ -121,7 +132,7 @@ class RegressionFit(FigureCallback):
         if trainer.is_global_zero:
             scores = f"train MSE {mse['train']:.3g}" + (f", val MSE {mse['eval']:.3g}" if evaluation else "")
             fig = fit_figure(self.last, f"Regression fit, {when}: {scores}")
-            publish_figure(trainer, fig, "regression/fit", f"regression_fit_{suffix}")
+            publish_figure(trainer, fig, "regression/fit", png_name(self.pngs, "regression_fit", suffix))
 
 
 def fit_figure(data: dict[str, Tensor | None], title: str, curves: dict[str, Tensor] | None = None) -> Figure:
