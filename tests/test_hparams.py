@@ -85,19 +85,19 @@ def test_a_session_holds_typed_hparams_and_its_final_metrics(tmp_path):
                                                {"final/train/loss": 0.25})}
 
 
-def test_solo_and_ensembled_seeds_each_get_a_row_with_their_final_metrics(tmp_path):
+def test_a_solo_seed_gets_a_row_and_seeds_trained_together_one_with_their_mean_final_metrics(tmp_path):
     run = Run("deep_relu", "deep_sigmoid.yaml", ("--model.network.activation=relu", "--trainer.max_epochs=2",
                                                  "--trainer.callbacks=[]"))
     together = run_seeds(run, tmp_path / "lesson", [0, 1])
     alone = run_seeds(run, tmp_path / "lesson", [2])
     rows = dashboard(tmp_path)
-    assert set(rows) == {"lesson/deep_relu/seeds/seed_0/hparams", "lesson/deep_relu/seeds/seed_1/hparams",
-                         "lesson/deep_relu/seed_2/hparams"}
-    for seed, result in [*zip(together.seeds, together.results), (2, alone.first)]:
-        name = f"lesson/deep_relu/{'seeds/' if seed < 2 else ''}seed_{seed}/hparams"
+    # A row per seed would be a TensorBoard run per seed: past 40, TensorBoard selects none of a lesson's runs.
+    assert set(rows) == {"lesson/deep_relu/seeds/hparams", "lesson/deep_relu/seed_2/hparams"}
+    for name, seeds, results in [("lesson/deep_relu/seeds/hparams", {"seeds": "0, 1"}, together.results),
+                                 ("lesson/deep_relu/seed_2/hparams", {"seed": 2}, [alone.first])]:
         hparams, metrics = rows[name]
-        assert {key: hparams[key] for key in ("run", "config", "seed", "fast", "trainer.max_epochs")} == {
-            "run": "deep_relu", "config": "deep_sigmoid.yaml", "seed": seed, "fast": False, "trainer.max_epochs": 2}
+        assert {key: hparams[key] for key in ("run", "config", *seeds, "fast", "trainer.max_epochs")} == {
+            "run": "deep_relu", "config": "deep_sigmoid.yaml", **seeds, "fast": False, "trainer.max_epochs": 2}
         # The override, and the config's own settings (a sweep's baseline shows its value too), as `fit` names them.
         assert {key: hparams[key] for key in ("network.activation", "network.batch_norm", "network.hidden_sizes",
                                               "optimizer", "optimizer.lr", "data", "data.n_samples")} == {
@@ -106,9 +106,11 @@ def test_solo_and_ensembled_seeds_each_get_a_row_with_their_final_metrics(tmp_pa
             "data": "dlbasics.data.Toy2DDataModule", "data.n_samples": 200}
         assert "data.seed" not in hparams  # it is the seed
         assert set(metrics) == {"final/train/loss", "final/train/acc"}  # the run's grad/... scalars stay out
-        assert metrics["final/train/loss"] == pytest.approx(result.curves["train/loss"][-1])
-        own = "train/loss" if seed == 2 else f"train/loss/seed_{seed}"
-        assert metrics["final/train/loss"] == pytest.approx(last_scalar(result.log_dir, own))
+        mean = sum(r.curves["train/loss"][-1] for r in results) / len(results)
+        assert metrics["final/train/loss"] == pytest.approx(mean)
+    assert together.results[0].curves["train/loss"][-1] != pytest.approx(together.results[1].curves["train/loss"][-1])
+    assert rows["lesson/deep_relu/seed_2/hparams"][1]["final/train/loss"] == pytest.approx(
+        last_scalar(alone.first.log_dir, "train/loss"))
 
 
 def expected(text: str):
@@ -124,16 +126,15 @@ def test_every_run_of_a_fast_lesson_has_its_compared_values(tmp_path):
     assert lesson_main(["activations", "--fast", "--seeds", "2", "--out", str(tmp_path)]) == 0
     rows = dashboard(tmp_path)
     runs = LESSONS["activations"].load().RUNS
-    found = {(hparams["run"], hparams["seed"]): hparams for hparams, _ in rows.values()}
-    assert set(found) == {(run.name, seed) for run in runs for seed in (0, 1)}
+    found = {(hparams["run"], hparams.get("seeds", hparams.get("seed"))): hparams for hparams, _ in rows.values()}
+    assert set(found) == {(run.name, "0, 1") for run in runs}  # the lesson trains each run's seeds together
     for run in runs:
-        for seed in (0, 1):
-            hparams = found[(run.name, seed)]
-            assert hparams["config"] == run.config and hparams["fast"] is True
-            for override in (*run.overrides, *run.fast):  # --model.network.activation=relu -> network.activation
-                key, _, text = override.removeprefix("--").partition("=")
-                if not key.startswith("trainer.callbacks"):
-                    assert hparams[key.removeprefix("model.")] == expected(text), (run.name, override)
+        hparams = found[(run.name, "0, 1")]
+        assert hparams["config"] == run.config and hparams["fast"] is True
+        for override in (*run.overrides, *run.fast):  # --model.network.activation=relu -> network.activation
+            key, _, text = override.removeprefix("--").partition("=")
+            if not key.startswith("trainer.callbacks"):
+                assert hparams[key.removeprefix("model.")] == expected(text), (run.name, override)
     assert all("final/train/loss" in metrics for _, metrics in rows.values())
 
 

@@ -103,9 +103,9 @@ def run_ensemble(run: Run, lesson_dir: Path, seeds: Sequence[int], callbacks: Se
     order, so each member starts from the weights and data of ``run.command(s)``; the config is parsed once. Each
     ``RunResult`` holds its seed's curves and test metrics under the solo names, its own model and datamodule, and
     ``member_view``s of the callbacks (layer names as in a solo run). ``seconds`` is each seed's share: the fit (and
-    test) time divided by the number of seeds. ``callbacks`` are used as given (``run_seeds`` copies them). Each
-    seed also gets a folder ``seeds/seed_<seed>/``: its HParams session (``hparams/``, one dashboard row per seed,
-    as a solo run's) and its ``WeightHistograms`` (``split_histograms``).
+    test) time divided by the number of seeds. ``callbacks`` are used as given (``run_seeds`` copies them). The
+    seeds share one HParams session, ``seeds/hparams/`` (one dashboard row, the final metrics averaged over the
+    seeds), and the first seed's ``WeightHistograms`` write ``seeds/seed_<seed>/`` (``split_histograms``).
     """
     seeds = list(seeds)
     if not seeds:
@@ -131,16 +131,26 @@ def run_ensemble(run: Run, lesson_dir: Path, seeds: Sequence[int], callbacks: Se
     for i, (seed, model, member_data) in enumerate(zip(seeds, members, datamodules)):
         curves = own_metrics(history.curves, seed)
         final = {name: float(value) for name, value in own_metrics(tested, seed).items()}
-        # Each seed its own HParams row, in a folder of its own (as a solo run's <run>/seed_<s>/hparams).
-        log_hparams(log_dir / f"seed_{seed}" / HPARAMS_FOLDER, run, seed, fast, cli, curves, final)
         callbacks = [member_view(c, i, seed) for c in trainer.callbacks if owners.get(id(c), i) == i]
         results.append(RunResult(run.name, curves, final, model, member_data, callbacks, log_dir, seconds))
+    # One HParams row for the seeds trained together (<run>/seeds/hparams), their final metrics averaged: a row per
+    # seed would be a TensorBoard run per seed, and past 40 runs TensorBoard selects none of a lesson's by default.
+    last = [{name: values[-1] for name, values in r.curves.items() if values} for r in results]
+    log_hparams(log_dir / HPARAMS_FOLDER, run, list(seeds), fast, cli, {k: [v] for k, v in mean_of(last).items()},
+                mean_of([r.final for r in results]))
     return SeedRuns(run, seeds, results)
 
 
+def mean_of(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Each metric's mean over the rows that have it (the seeds of an ensemble)."""
+    names = dict.fromkeys(name for row in rows for name in row)
+    return {name: sum(row[name] for row in rows if name in row) / sum(name in row for row in rows) for name in names}
+
+
 def split_histograms(trainer: Trainer, seeds: Sequence[int]) -> dict[int, int]:
-    """Replace each ``WeightHistograms`` of the trainer by one per member: member ``i``'s layers only, named as in a
-    solo run, written to ``<log_dir>/seed_<seed>/`` (a TensorBoard run per seed, with a solo run's tags).
+    """Replace each ``WeightHistograms`` of the trainer by one for the first member: its layers only, named as in a
+    solo run, written to ``<log_dir>/seed_<first seed>/`` (a TensorBoard run with a solo run's tags). One seed's
+    histograms show what they teach at a fifth of the cost, and keep a lesson under TensorBoard's 40 runs.
     Returns ``{id(member's callback): member index}``."""
     owners: dict[int, int] = {}
     callbacks: list[Callback] = []
@@ -148,7 +158,7 @@ def split_histograms(trainer: Trainer, seeds: Sequence[int]) -> dict[int, int]:
         if not isinstance(callback, WeightHistograms):
             callbacks.append(callback)
             continue
-        for i, seed in enumerate(seeds):
+        for i, seed in enumerate(seeds[:1]):
             member = copy.copy(callback)  # the same settings, watching one member
             member.module = f"members.{i}" + (f".{callback.module}" if callback.module else "")
             member.subfolder = f"seed_{seed}" + (f"/{callback.subfolder}" if callback.subfolder else "")

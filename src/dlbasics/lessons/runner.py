@@ -58,10 +58,12 @@ class Run:
         return ["--config", str(CONFIGS / self.config), *self.overrides, f"--seed_everything={seed}",
                 f"--data.seed={seed}", *(self.fast if fast else ())]
 
-    def hparams(self, seed: int, fast: bool = False) -> dict[str, Any]:
-        """Its name, config, seed and ``--fast``, and the settings its overrides change (``--model.network.dropout=
-        0.3`` -> ``network.dropout: 0.3``, ``--trainer.max_epochs=30`` -> ``trainer.max_epochs: 30``)."""
-        return {"run": self.name, "config": self.config, "seed": seed, "fast": fast,
+    def hparams(self, seed: int | Sequence[int], fast: bool = False) -> dict[str, Any]:
+        """Its name, config, seed (or, for seeds trained together, ``seeds``: ``"0, 1, 2"``) and ``--fast``, and the
+        settings its overrides change (``--model.network.dropout=0.3`` -> ``network.dropout: 0.3``,
+        ``--trainer.max_epochs=30`` -> ``trainer.max_epochs: 30``)."""
+        seeds = {"seed": seed} if isinstance(seed, int) else {"seeds": ", ".join(map(str, seed))}
+        return {"run": self.name, "config": self.config, **seeds, "fast": fast,
                 **override_hparams((*self.overrides, *(self.fast if fast else ())))}
 
     def command(self, seed: int) -> str:
@@ -259,8 +261,8 @@ def run_lesson_run(run: Run, lesson_dir: Path, seed: int, callbacks: Sequence[Ca
     return RunResult(run.name, history.curves, final, model, data, trainer.callbacks, log_dir, seconds)
 
 
-def log_hparams(folder: Path, run: Run, seed: int, fast: bool, cli: LessonRunCLI, curves: dict[str, list[float]],
-                final: dict[str, float]) -> None:
+def log_hparams(folder: Path, run: Run, seed: int | Sequence[int], fast: bool, cli: LessonRunCLI,
+                curves: dict[str, list[float]], final: dict[str, float]) -> None:
     """Write the run's HParams session (``loggers.write_hparams``): ``run.hparams``, every model and data setting of
     its config as ``dlbasics fit`` logs them (so a baseline run shows the config's ``network.batch_norm: false``
     where a variant overrides it, and TensorBoard finds which settings differ) and the epochs it was given; and its
