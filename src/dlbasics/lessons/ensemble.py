@@ -136,8 +136,8 @@ def run_ensemble(run: Run, lesson_dir: Path, seeds: Sequence[int], callbacks: Se
     # One HParams row for the seeds trained together (<run>/seeds/hparams), their final metrics averaged: a row per
     # seed would be a TensorBoard run per seed, and past 40 runs TensorBoard selects none of a lesson's by default.
     last = [{name: values[-1] for name, values in r.curves.items() if values} for r in results]
-    log_hparams(log_dir / HPARAMS_FOLDER, run, list(seeds), fast, cli, {k: [v] for k, v in mean_of(last).items()},
-                mean_of([r.final for r in results]))
+    log_hparams(log_dir / HPARAMS_FOLDER, run, list(seeds), fast, cli, {},
+                {**mean_of(last), **mean_of([r.final for r in results])})
     return SeedRuns(run, seeds, results)
 
 
