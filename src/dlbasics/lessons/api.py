@@ -204,11 +204,11 @@ def run_one(lesson: Lesson, module: Any, out: Path, settings: dict[str, Any]) ->
     ctx.write_summary(f"{lesson.code} {lesson.title}", seconds)
     page = write_page(out)
     print(f"   done in {seconds:.1f} s -> {ctx.dir}/summary.md", flush=True)
-    summary = json.loads((ctx.dir / "summary.json").read_text())
     figures = {path.stem: ctx.drawn[path.stem] if path.stem in ctx.drawn else png_figure(path) for path in ctx.figures}
-    return LessonResult(lesson.name, lesson.code, lesson.title, ctx.dir, page, seconds, summary["seeds_text"],
-                        summary["command"], [LessonClaim.from_summary(c) for c in summary["claims"]],
-                        dict(ctx.report.key), ctx.report.tables, list(ctx.report.notes), figures)
+    claims = [LessonClaim.from_summary(claim.as_dict()) for claim in ctx.claims]  # as summary.json has them
+    return LessonResult(lesson.name, lesson.code, lesson.title, ctx.dir, page, seconds, ctx.seeds_text(),
+                        ctx.command(), claims, dict(ctx.report.key), ctx.report.tables, list(ctx.report.notes),
+                        figures)
 
 
 @contextmanager
