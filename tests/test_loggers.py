@@ -47,3 +47,24 @@ def test_buffered_logger_writes_hparams_and_every_epoch(tmp_path, make_trainer):
 def test_buffered_logger_refuses_a_negative_interval(tmp_path):
     with pytest.raises(ValueError, match="flush_every_s -1 must be a finite number >= 0"):
         BufferedTensorBoardLogger(str(tmp_path), flush_every_s=-1)
+
+
+@pytest.mark.parametrize("logger_class", [BufferedTensorBoardLogger, TensorBoardLogger])
+def test_the_epoch_chart_gets_one_point_per_step_and_none_at_test_time(tmp_path, make_trainer, logger_class):
+    # Lightning writes `epoch` with the training and again with the validation metrics of each epoch (same step),
+    # and once more, one past the last epoch, when a test follows the fit. Lightning's own logger keeps them all.
+    logger = logger_class(str(tmp_path), name="run", version=0)
+    model = Regressor(input_shape=(1,), num_outputs=1, network=partial(MLP, hidden_sizes=[8]))
+    data = SineDataModule(n_train=20, n_eval=10, batch_size="full")
+    trainer = make_trainer(max_epochs=5, logger=logger)
+    trainer.fit(model, datamodule=data)
+    trainer.test(model, datamodule=data, verbose=False)
+    logger.finalize("success")
+    events = EventAccumulator(logger.log_dir)
+    events.Reload()
+    points = [(e.step, e.value) for e in events.Scalars("epoch")]
+    if logger_class is TensorBoardLogger:
+        assert len(points) > 5  # what the buffered logger exists to mend
+    else:
+        assert points == [(epoch, epoch) for epoch in range(5)]  # full batches: one step per epoch
+        assert [e.step for e in events.Scalars("test/loss")] == [5]  # the test's metrics are still written

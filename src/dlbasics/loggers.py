@@ -16,7 +16,8 @@ from dlbasics.checks import check_number
 
 
 class BufferedTensorBoardLogger(TensorBoardLogger):
-    """Lightning's ``TensorBoardLogger``, except that ``save`` flushes the event file at most every ``flush_every_s``.
+    """Lightning's ``TensorBoardLogger``, except that ``save`` flushes the event file at most every ``flush_every_s``
+    and the ``epoch`` scalar gets one point per step.
 
     Lightning calls ``save`` after each write of metrics (each training and each validation epoch end); the stock
     logger then flushes the event file and checks the hyperparameters file on disk every time. For runs of
@@ -36,6 +37,18 @@ class BufferedTensorBoardLogger(TensorBoardLogger):
         super().__init__(save_dir, **kwargs)
         self.flush_every_s = flush_every_s
         self._last_flush = float("-inf")
+        self._epoch_step: int | None = None  # the last step an ``epoch`` value was written at
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if "epoch" in metrics and step is not None:
+            tested = all(name.startswith("test/") for name in metrics if name != "epoch")
+            if step == self._epoch_step or tested:
+                metrics = {name: value for name, value in metrics.items() if name != "epoch"}
+            else:
+                self._epoch_step = step
+        if metrics:
+            super().log_metrics(metrics, step)
 
     @rank_zero_only
     def save(self) -> None:
