@@ -197,7 +197,8 @@ def member_view(callback: Callback, index: int, seed: int) -> Callback:
     ensemble's ``members.<index>.`` (``network.layers.0``); ``MetricHistory`` keeps that seed's curves.
 
     The records split are ``history`` entries' ``layers`` (a dict or a list of names: ``GradientFlowMonitor``,
-    ``ActivationStats``, ``ActivationSwap``, ``NonFiniteGuard``) and a list ``layers`` (``GradientFlowMonitor``).
+    ``ActivationStats``, ``ActivationSwap``, ``NonFiniteGuard``), a list ``layers`` and the ``labels``
+    (``GradientFlowMonitor``: ``linear1 (network.layers.0)``, numbered within the member).
     Other callbacks, which keep nothing per layer, are returned as they are.
     """
     if isinstance(callback, FirstMemberFigure):  # it drew member 0 only
@@ -215,6 +216,8 @@ def member_view(callback: Callback, index: int, seed: int) -> Callback:
                     if isinstance(entry, dict) and "layers" in entry else entry for entry in history]
     if isinstance(getattr(callback, "layers", None), list):
         view.layers = own_layers(callback.layers, prefix)
+    if isinstance(getattr(callback, "labels", None), dict):  # GradientFlowMonitor: linear1 (network.layers.0)
+        view.labels = {name: label.replace(prefix, "", 1) for name, label in own_layers(callback.labels, prefix).items()}
     return view
 
 
