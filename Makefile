@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
 
-.PHONY: run run-moons test test-fast bench clean
+.PHONY: run run-moons test test-fast bench readme-figures clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 	$(BIN)/python -m benchmarks.lesson_seeds
+
+# The README's figures (docs/figures/*.png), redrawn from the L2 and L4 lessons as the code draws them today.
+readme-figures: $(STAMP)
+	$(BIN)/python docs/readme_figures.py
 
 clean:
 	rm -rf lightning_logs .pytest_cache
