@@ -77,7 +77,8 @@ def test_callback_views_show_one_seed_under_solo_layer_names(runs):
         assert len(series["network.layers.0"]) == 4
         labels = mine.callback(GradientFlowMonitor).labels  # the lessons' figure legends
         assert labels == theirs.callback(GradientFlowMonitor).labels
-        assert labels == {"network.layers.0": "linear1 (network.layers.0)", "network.layers.2": "linear2 (network.layers.2)"}
+        assert labels == {"network.layers.0": "linear1 (network.layers.0)",
+                          "network.layers.2": "linear2 (network.layers.2)"}
         stats = mine.callback(ActivationStats).history
         assert list(stats[0]["layers"]) == ["network.layers.1"]
         assert stats == theirs.callback(ActivationStats).history

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
-from typing import Any
 from statistics import fmean as mean
 
 from torch import nn
@@ -37,12 +36,6 @@ def handle_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 def layer_grads(result: RunResult) -> dict[str, list[float]]:
     """``{layer: mean |grad| per epoch}`` of every weight layer, in forward order."""
     return result.callback(GradientFlowMonitor).series("mean_abs")
-
-
-def readable(result: RunResult, by_layer: dict[str, Any]) -> dict[str, Any]:
-    """``by_layer`` keyed by the names a learner reads (``linear1 (network.layers.0)``), as in TensorBoard."""
-    labels = result.callback(GradientFlowMonitor).labels
-    return {labels.get(layer, layer): value for layer, value in by_layer.items()}
 
 
 def hidden_grads(result: RunResult) -> dict[str, list[float]]:
@@ -99,8 +92,9 @@ def run(ctx: LessonContext) -> None:
     # TensorBoard: its boundary forming on the training points (first seed; about 10 figures, one PNG file)
     small = ctx.run(SMALL, [DecisionBoundary(stage="train", figures_per_fit=10, pngs="last", resolution=100)])
     per_layer = {layer: stack([layer_grads(r)[layer] for r in small.results]) for layer in layer_grads(small.first)}
-    ctx.figure(lines_figure({"mean |grad| per layer": readable(small.first, per_layer)}, "L2.b gradient flow, 2 -> 10 -> 2 ReLU",
-                            log_y=True), "l2b_gradient_flow")
+    legend = small.first.callback(GradientFlowMonitor).labelled(per_layer)  # linear1 (network.layers.0), ...
+    ctx.figure(lines_figure({"mean |grad| per layer": legend}, "L2.b gradient flow, 2 -> 10 -> 2 ReLU", log_y=True),
+               "l2b_gradient_flow")
     for layer, curves in per_layer.items():  # (seeds, epochs)
         report.add("L2.b gradient flow (2-10-2 ReLU)", layer, mean_abs_grad=[mean(row) for row in curves],
                    last_epoch=[row[-1] for row in curves])
@@ -109,7 +103,8 @@ def run(ctx: LessonContext) -> None:
     deep = {act: ctx.run(run, [WeightHistograms(every_n_epochs=3, bins=30)]) for act, run in DEEP.items()}
     hidden_mean = {act: stack([[mean(epoch) for epoch in zip(*hidden_grads(r).values())] for r in seeds.results])
                    for act, seeds in deep.items()}
-    per_layer = {f"{act}: per layer (seed {seeds.seeds[0]})": readable(seeds.first, hidden_grads(seeds.first))
+    per_layer = {f"{act}: per layer (seed {seeds.seeds[0]})":
+                 seeds.first.callback(GradientFlowMonitor).labelled(hidden_grads(seeds.first))
                  for act, seeds in deep.items()}
     ctx.figure(lines_figure({"mean hidden-layer |grad|": hidden_mean, **per_layer},
                             "L2.c vanishing gradients: 6 hidden layers of 32", log_y=True), "l2c_vanishing_gradients")

@@ -217,7 +217,8 @@ def member_view(callback: Callback, index: int, seed: int) -> Callback:
     if isinstance(getattr(callback, "layers", None), list):
         view.layers = own_layers(callback.layers, prefix)
     if isinstance(getattr(callback, "labels", None), dict):  # GradientFlowMonitor: linear1 (network.layers.0)
-        view.labels = {name: label.replace(prefix, "", 1) for name, label in own_layers(callback.labels, prefix).items()}
+        own = own_layers(callback.labels, prefix)
+        view.labels = {name: label.replace(prefix, "", 1) for name, label in own.items()}
     return view
 
 

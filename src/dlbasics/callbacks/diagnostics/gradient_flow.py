@@ -237,7 +237,7 @@ class GradientFlowMonitor(Callback):
         self._warn(epoch, layers)
         n = self.plot_every_n_epochs
         if n and (epoch + 1) % n == 0 and trainer.is_global_zero:
-            fig = flow_figure(self._labelled(layers), epoch, self.vanishing_threshold, self.exploding_threshold)
+            fig = flow_figure(self.labelled(layers), epoch, self.vanishing_threshold, self.exploding_threshold)
             publish_figure(trainer, fig, "grad/flow", f"gradient_flow_epoch{epoch:03d}")
 
     def _log(self, prefix: str, rows: list[dict[str, float]], trainer: Trainer, step: int) -> None:
@@ -251,7 +251,9 @@ class GradientFlowMonitor(Callback):
     def _label(self, tags: list[str]) -> dict[str, str]:
         return layer_labels(tags, [self._kinds[tag] for tag in tags])
 
-    def _labelled(self, by_tag: dict[str, Any]) -> dict[str, Any]:
+    def labelled(self, by_tag: dict[str, Any]) -> dict[str, Any]:
+        """``by_tag`` keyed by the names TensorBoard and the figures use (``labels``: ``linear1 (network.layers.0)``);
+        a tag without a label keeps its own."""
         return {self.labels.get(tag, tag): value for tag, value in by_tag.items()}
 
     def _warn(self, epoch: int, layers: dict[str, dict[str, float]]) -> None:
@@ -263,7 +265,7 @@ class GradientFlowMonitor(Callback):
         self._remove_hooks()
         self._sampler = StepSampler(self._every)  # a later fit counts afresh (a resumed one loads the counts)
         if self.plot_every_n_epochs and self.history and trainer.is_global_zero:
-            fig = heatmap_figure(self._labelled(self.series("mean_abs")), [e["epoch"] for e in self.history])
+            fig = heatmap_figure(self.labelled(self.series("mean_abs")), [e["epoch"] for e in self.history])
             publish_figure(trainer, fig, "grad/flow_heatmap", "gradient_flow_heatmap")
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
