@@ -11,8 +11,9 @@ The ``dlbasics/bare Lightning`` row of ``python -m benchmarks`` is one number; t
 5. ``+ history``: and ``MetricHistory``, the lessons' curves;
 6. ``+ figures``: and the figure callbacks the lesson passes the run (the whole lesson run, less its config parse).
 
-All variants run interleaved, each round in the same order; each is reported as the median over rounds of its
-time divided by ``bare``'s time in the same round. Fit only (no test); the data is built once, before timing.
+All variants run interleaved (``timing.interleave``), each round in the same order; each is reported as the
+median over rounds of its time divided by ``bare``'s time in the same round. Fit only (no test); the data is
+built once, before timing.
 
 ``--metrics`` times instead the torchmetrics calls the L5 system makes per epoch, against the network's forward.
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
+import itertools
 import sys
 import tempfile
 import time
@@ -39,7 +40,7 @@ from dlbasics.lessons.runner import MetricHistory, build_run
 from dlbasics.loggers import BufferedTensorBoardLogger
 
 from benchmarks.bare_lightning import BareModule
-from benchmarks.timing import quiet
+from benchmarks.timing import Side, interleave, quiet
 from benchmarks.workloads import DROPNET, FIGURES, TINYNET
 
 RUNS = {"tinynet": TINYNET, "dropnet": DROPNET, "moons": MOONS}
@@ -57,7 +58,7 @@ def variants(name: str, out: Path) -> tuple[dict[str, Variant], dict]:
     shared = dict(max_epochs=trainer.max_epochs, accelerator="cpu", devices=1, enable_progress_bar=False,
                   enable_model_summary=False, enable_checkpointing=False,
                   num_sanity_val_steps=trainer.num_sanity_val_steps, datamodule=data)
-    count = iter(range(10**6))
+    count = itertools.count()
 
     def system() -> LightningModule:
         return build_run(run, out / "model", 0).model
@@ -106,7 +107,8 @@ def metric_costs() -> None:
     costs = {"network forward (1-16-1 tanh MLP)": lambda: net(x),
              "MeanMetric.update(loss, weight)": lambda: mean.update(loss, weight=20),
              "R2Score.update": lambda: r2.update(x, y),
-             "MeanMetric update + compute + reset": lambda: (mean.update(loss, weight=20), mean.compute(), mean.reset()),
+             "MeanMetric update + compute + reset":
+                 lambda: (mean.update(loss, weight=20), mean.compute(), mean.reset()),
              "R2Score update + compute + reset": lambda: (r2.update(x, y), r2.compute(), r2.reset())}
     print("| call | us per call |\n|---|---|")
     for name, call in costs.items():
@@ -127,21 +129,21 @@ def main(argv: list[str] | None = None) -> int:
     quiet()
     made, shared = variants(args.workload, Path(tempfile.mkdtemp(prefix="dlbasics-overhead-")))
     data = shared.pop("datamodule")
-    seconds: dict[str, list[float]] = {name: [] for name in made}
-    for round_ in range(args.repeats):
-        for name, make in made.items():
+
+    def side(make: Variant) -> Side:
+        def prepare() -> Callable[[], dict]:
             model, extra = make()
             trainer = L.Trainer(**shared, **extra)
-            start = time.perf_counter()
-            trainer.fit(model, datamodule=data)
-            seconds[name].append(time.perf_counter() - start)
-            print(f"[{args.workload}] {name}: {seconds[name][-1]:.2f} s (round {round_ + 1})", file=sys.stderr)
+            return lambda: trainer.fit(model, datamodule=data) or {}
+        return prepare
+
+    timings = interleave({name: side(make) for name, make in made.items()}, args.repeats, args.workload)
     print(f"{args.workload}, {shared['max_epochs']} epochs, {args.repeats} interleaved rounds\n")
     print("| variant | median s | x bare (median of rounds) | per round |\n|---|---|---|---|")
-    for name, times in seconds.items():
-        ratios = [t / b for t, b in zip(times, seconds["bare"])]
-        print(f"| {name} | {statistics.median(times):.2f} | {statistics.median(ratios):.2f} | "
-              f"{', '.join(f'{r:.2f}' for r in ratios)} |")
+    for name, times in timings.seconds.items():
+        rounds = [t / b for t, b in zip(times, timings.seconds["bare"])]
+        print(f"| {name} | {timings.median(name):.2f} | {timings.paired_ratio(name, 'bare'):.2f} | "
+              f"{', '.join(f'{r:.2f}' for r in rounds)} |")
     return 0
 
 
