@@ -25,6 +25,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import IMAGES, EventAccumulator
 
 from dlbasics.lessons import run_lessons
+from dlbasics.lessons.report_page import headless_browser
 
 DOCS = Path(__file__).resolve().parent / "figures"
 WIDTH = 720  # pixels: readable in a README column, small in the repository
@@ -62,13 +63,9 @@ def boundary_frames(run_dir: Path, count: int = 4) -> Image.Image:
     return strip
 
 
-def browser() -> str | None:
-    return next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
-
-
 def screenshot(page: Path, path: Path) -> Path | None:
     """The page's top, 1000 x 1400 pixels, in headless Chromium; None without one."""
-    found = browser()
+    found = headless_browser()
     if found is None:
         print("no headless browser (apt-get install chromium): report_page.png is not redrawn", file=sys.stderr)
         return None

@@ -17,7 +17,8 @@ spec.loader.exec_module(readme_figures)
 def slider(folder: Path, steps: int) -> None:
     writer = SummaryWriter(str(folder))
     for step in range(steps):  # frame k is filled with grey level 40 * k
-        writer.add_image(readme_figures.BOUNDARY_TAG, np.full((10, 16, 3), 40 * step, np.uint8), step, dataformats="HWC")
+        frame = np.full((10, 16, 3), 40 * step, np.uint8)
+        writer.add_image(readme_figures.BOUNDARY_TAG, frame, step, dataformats="HWC")
     writer.close()
 
 

@@ -7,7 +7,6 @@ renders the page in headless Chromium (Debian's ``chromium`` package) and skips,
 
 import html
 import json
-import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 from dlbasics.figures import new_figure
 from dlbasics.lessons.claims import Claim, ClaimResult
 from dlbasics.lessons.context import LessonContext
-from dlbasics.lessons.report_page import PAGE, newest_runs, write_page
+from dlbasics.lessons.report_page import PAGE, headless_browser, newest_runs, write_page
 from dlbasics.lessons.stats import estimate
 
 HOSTILE = "<script>alert('x')</script> & \"quotes\""  # text a page must show as text, never run or parse
@@ -134,10 +133,6 @@ def test_a_summary_written_before_the_page_existed_still_shows(out):
     assert "dlbasics lesson activations" in (out / PAGE).read_text()
 
 
-def browser() -> str | None:
-    return next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
-
-
 # The page in a frame of a given width (headless Chromium's window is at least 500 pixels wide), and a script that
 # reports what the frame loaded; the page itself has no script. The image that does not exist is the control: the
 # probe must see it fail, or it could not see any failure.
@@ -167,15 +162,15 @@ def render(page: Path, width: int) -> dict:
     """What headless Chromium loaded of ``page`` in a frame ``width`` pixels wide (the probe's report)."""
     probe = page.with_name("probe.html")
     probe.write_text(PROBE.replace("WIDTH", str(width)))
-    command = [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
+    command = [headless_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
                "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()]
     dom = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
     start = dom.index('<pre id="probe">') + len('<pre id="probe">')
     return json.loads(html.unescape(dom[start:dom.index("</pre>", start)]))
 
 
-@pytest.mark.skipif(browser() is None, reason="no headless browser: `apt-get install chromium` (Debian) to render "
-                                              "the report page in this test")
+@pytest.mark.skipif(headless_browser() is None, reason="no headless browser: `apt-get install chromium` (Debian) "
+                                                       "to render the report page in this test")
 @pytest.mark.parametrize("width", [1280, 390])  # a desktop window, and a phone's
 def test_a_real_browser_loads_every_image_and_section_without_sideways_scrolling(out, width):
     report = render(out / PAGE, width)

@@ -13,6 +13,7 @@ import html
 import json
 import os
 import re
+import shutil
 import struct
 import tempfile
 from collections.abc import Callable
@@ -21,6 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from dlbasics.lessons import LESSONS
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")  # that can render the page headless
+
+
+def headless_browser() -> str | None:
+    """The path of a browser that renders the page headless (Debian's ``chromium``, ...), or None."""
+    return next(filter(None, map(shutil.which, BROWSERS)), None)
 
 PAGE = "index.html"
 WIDE = 720  # pixels: a figure wider than this spans the page instead of sharing a row with another
