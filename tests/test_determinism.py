@@ -23,7 +23,7 @@ def assert_same(a, b) -> None:
     (weights_a, scalars_a), (weights_b, scalars_b) = a, b
     assert weights_a.keys() == weights_b.keys()
     assert all(torch.equal(weights_a[key], weights_b[key]) for key in weights_a)
-    assert scalars_a == scalars_b and {"train/loss", "val/loss", "val/acc"} <= scalars_a.keys()
+    assert scalars_a == scalars_b and {"train/loss", "val_on_test/loss", "val_on_test/acc"} <= scalars_a.keys()
 
 
 @pytest.fixture(scope="module")
@@ -51,5 +51,5 @@ def test_another_seed_gives_other_weights_and_metrics(moons, seed):
     folder, (weights, logged), _ = moons
     other_weights, other_logged = run("moons_mlp", folder, f"other_{seed}", seed, "1")
     assert not torch.equal(weights["network.layers.0.weight"], other_weights["network.layers.0.weight"])
-    for tag in ("train/loss", "val/loss"):
+    for tag in ("train/loss", "val_on_test/loss"):
         assert logged[tag] != other_logged[tag], tag

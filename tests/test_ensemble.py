@@ -1,5 +1,6 @@
 """A lesson run's seeds trained as one ``SeedEnsemble`` fit must give what each seed's solo run gives, bit for bit."""
 
+import re
 from functools import partial
 from pathlib import Path
 
@@ -12,9 +13,10 @@ from dlbasics.data import Toy2DDataModule
 from dlbasics.data.zipped import ZippedDataModule
 from dlbasics.lessons.ensemble import can_ensemble, run_ensemble
 from dlbasics.lessons.runner import Run, run_lesson_run, run_seeds
+from dlbasics.loggers import BufferedTensorBoardLogger, tag_for
 from dlbasics.models import Classifier
 from dlbasics.models.components import MLP
-from dlbasics.models.ensemble import SeedEnsemble
+from dlbasics.models.ensemble import SeedEnsemble, seed_layout
 
 SEEDS = [0, 1, 2]
 NO_DROPOUT = Run("no_dropout", "toy2d_dropout.yaml", ("--model.network.dropout=0.0", "--trainer.max_epochs=5"))
@@ -99,9 +101,20 @@ def test_tensorboard_gets_one_chart_per_metric_with_every_seeds_curve(runs):
                if value.tag == "custom_scalars__config__"]
     (layout,) = layouts
     charts = {chart.title: list(chart.multiline.tag) for category in layout.category for chart in category.chart}
-    assert charts["val/loss"] == ["^val/loss/seed_"] and charts["test/r2"] == ["^test/r2/seed_"]
+    # sine_tinynet's validation points are its test points (noiseless): tagged val_on_test/, in the layout too
+    assert charts["val_on_test/loss"] == ["^val_on_test/loss/seed_"] and charts["test/r2"] == ["^test/r2/seed_"]
     tags = {value.tag for value in values}
-    assert {f"val/loss/seed_{seed}" for seed in SEEDS} <= tags  # what the chart's pattern picks up
+    assert {f"val_on_test/loss/seed_{seed}" for seed in SEEDS} <= tags  # what the chart's pattern picks up
+
+
+def test_the_seed_layout_follows_the_loggers_tags(tmp_path):
+    logger = BufferedTensorBoardLogger(str(tmp_path), prefix="moons")
+    logger.validation_split = "test"
+    member = Classifier(input_shape=(2,), num_outputs=2, network=partial(MLP, hidden_sizes=[4]))
+    layout = seed_layout(member, partial(tag_for, logger))
+    chart = layout["seeds: moons-val_on_test"]["moons-val_on_test/acc"]
+    assert chart == ["Multiline", [r"^moons\-val_on_test/acc/seed_"]]
+    assert re.match(layout["seeds: moons-train"]["moons-train/loss"][1][0], "moons-train/loss/seed_3")
 
 
 def test_run_seeds_trains_an_ensemble_when_it_can(tmp_path):

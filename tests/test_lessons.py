@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from dlbasics.lessons import LESSONS
 from dlbasics.lessons.cli import lesson_main
@@ -60,6 +61,20 @@ def test_every_lesson_run_is_a_valid_config_plus_overrides(name, run):
     config = run_config(run, seed=3)
     assert "seed_everything: 3" in config
     assert (ROOT / "configs" / run.config).is_file()
+
+
+@pytest.mark.parametrize("name", list(LESSONS))
+def test_runs_that_share_a_lessons_charts_share_what_a_step_is(name):
+    """TensorBoard draws a tag of every run of a lesson in one chart: full-batch runs (a step is an epoch) and
+    minibatch runs of one lesson must log under different tag groups (``Run.tag_prefix``), as L4's moons runs do."""
+    kinds: dict[str, set[bool]] = {}
+    for run in LESSONS[name].load().RUNS:  # the config's batch size, or the run's override of it
+        size = yaml.safe_load((ROOT / "configs" / run.config).read_text())["data"]["init_args"]["batch_size"]
+        for override in (o for o in run.overrides if "batch_size" in o):
+            assert override.startswith("--data.batch_size="), override  # the one form read here
+            size = override.partition("=")[2]
+        kinds.setdefault(run.tag_prefix, set()).add(size == "full")
+    assert all(len(full) == 1 for full in kinds.values()), kinds
 
 
 def test_print_configs_shows_each_runs_command_and_full_config(capsys):

@@ -11,6 +11,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.image import imsave
 from matplotlib.figure import Figure
 
+from dlbasics.loggers import tag_for
+
 DPI = 100
 
 
@@ -71,5 +73,5 @@ def publish_figure(trainer: Trainer, fig: Figure, tag: str, filename: str) -> Pa
     path = save_image(image, figure_dir(trainer) / f"{filename}.png")
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_image(tag, image, global_step=trainer.global_step, dataformats="HWC")
+            logger.experiment.add_image(tag_for(logger, tag), image, global_step=trainer.global_step, dataformats="HWC")
     return path

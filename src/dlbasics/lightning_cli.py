@@ -150,10 +150,10 @@ class DLBasicsCLI(LightningCLI):
         files = [Path(str(path)).name for path in config.get("config") or []]
         hparams = {"config": ", ".join(files) or None, "seed": config.get("seed_everything"),
                    "trainer.max_epochs": self.trainer.max_epochs, **config_hparams(config["model"], config["data"])}
-        metrics = final_metrics(self.trainer.callback_metrics)
         for logger in self.trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                write_hparams(Path(logger.log_dir) / HPARAMS_FOLDER, hparams, metrics, self.trainer.global_step)
+                write_hparams(Path(logger.log_dir) / HPARAMS_FOLDER, hparams,
+                              final_metrics(self.trainer.callback_metrics, logger), self.trainer.global_step)
 
     def after_test(self) -> None:
         rank_zero_info(f"Logs: {self.trainer.log_dir}  (view with: tensorboard --logdir lightning_logs)")

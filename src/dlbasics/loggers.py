@@ -9,15 +9,24 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from dlbasics.checks import check_number
 
+# The tag group of the validation metrics while validation runs on the test split (``val_on_test/loss``).
+VALIDATION_ON_TEST = "val_on_test"
+
 
 class BufferedTensorBoardLogger(TensorBoardLogger):
-    """Lightning's ``TensorBoardLogger``, except that ``save`` flushes the event file at most every ``flush_every_s``
-    and the ``epoch`` scalar gets one point per step.
+    """Lightning's ``TensorBoardLogger``, except that ``save`` flushes the event file at most every ``flush_every_s``,
+    the ``epoch`` scalar gets one point per step, and validation on the test split is tagged so.
+
+    Tags say which points they measure: while validation runs on the test split (a dlbasics datamodule without a
+    validation split says so through ``label_validation_split``), ``val/...`` values and figures are written as
+    ``val_on_test/...``. The metrics keep their names in the trainer (``val/loss`` for checkpoints, early stopping
+    and ``callback_metrics``); only TensorBoard's tags change (``tag``).
 
     Lightning calls ``save`` after each write of metrics (each training and each validation epoch end); the stock
     logger then flushes the event file and checks the hyperparameters file on disk every time. For runs of
@@ -29,15 +38,27 @@ class BufferedTensorBoardLogger(TensorBoardLogger):
         save_dir: folder of the logs (as for ``TensorBoardLogger``).
         flush_every_s: the least number of seconds between two flushes; 0 flushes on every ``save`` (the stock
             behaviour).
+        prefix: a tag group of the run's own, as Lightning's ``prefix`` (``moons`` -> ``moons-train/loss``), on its
+            figures' and layouts' tags too (``tag``).
         **kwargs: the other ``TensorBoardLogger`` arguments (``name``, ``version``, ``default_hp_metric``, ...).
     """
 
-    def __init__(self, save_dir: str, flush_every_s: float = 5.0, **kwargs: Any) -> None:
+    def __init__(self, save_dir: str, flush_every_s: float = 5.0, prefix: str = "", **kwargs: Any) -> None:
         check_number(flush_every_s, "flush_every_s", minimum=0.0)  # seconds
-        super().__init__(save_dir, **kwargs)
+        super().__init__(save_dir, **kwargs)  # no prefix for Lightning to add: ``tag`` adds it, to every tag
+        self.tag_prefix = prefix
         self.flush_every_s = flush_every_s
         self._last_flush = float("-inf")
         self._epoch_step: int | None = None  # the last step an ``epoch`` value was written at
+        self.validation_split = "val"  # the split validation runs on: "val", or "test" (``label_validation_split``)
+
+    def tag(self, name: str) -> str:
+        """The TensorBoard tag of the metric or figure ``name``: while validation runs on the test split, each
+        ``val`` part of it becomes ``val_on_test`` (``val/loss`` -> ``val_on_test/loss``, ``boundary/val`` ->
+        ``boundary/val_on_test``), after the ``prefix`` if there is one (``moons-val_on_test/loss``)."""
+        if self.validation_split == "test":
+            name = "/".join(VALIDATION_ON_TEST if part == "val" else part for part in name.split("/"))
+        return f"{self.tag_prefix}{self.LOGGER_JOIN_CHAR}{name}" if self.tag_prefix else name
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
@@ -48,7 +69,7 @@ class BufferedTensorBoardLogger(TensorBoardLogger):
             else:
                 self._epoch_step = step
         if metrics:
-            super().log_metrics(metrics, step)
+            super().log_metrics({self.tag(name): value for name, value in metrics.items()}, step)
 
     @rank_zero_only
     def save(self) -> None:
@@ -61,6 +82,22 @@ class BufferedTensorBoardLogger(TensorBoardLogger):
     def finalize(self, status: str) -> None:
         self._last_flush = float("-inf")  # the end of a run always flushes and writes hparams.yaml
         super().finalize(status)
+
+
+def tag_for(logger: Any, name: str) -> str:
+    """The tag ``logger`` writes the metric or figure ``name`` under: ``BufferedTensorBoardLogger.tag``, or
+    ``name`` for any other logger."""
+    return logger.tag(name) if isinstance(logger, BufferedTensorBoardLogger) else name
+
+
+def label_validation_split(trainer: Trainer | None, split: str) -> None:
+    """Tell the trainer's ``BufferedTensorBoardLogger`` loggers which split validation runs on, ``"val"`` or ``"test"``
+    (their ``tag`` follows it); other loggers, and no trainer, are left alone."""
+    if split not in ("val", "test"):
+        raise ValueError(f"validation runs on the 'val' or the 'test' split, not {split!r}")
+    for logger in trainer.loggers if trainer is not None else ():
+        if isinstance(logger, BufferedTensorBoardLogger):
+            logger.validation_split = split
 
 
 # HParams dashboard: a run's hyperparameters and final metrics are a "session" in a folder of its own,
@@ -108,13 +145,15 @@ def config_hparams(model: Mapping[str, Any], data: Mapping[str, Any]) -> dict[st
     return {**hparams, **flatten_init_args({"data": data})}
 
 
-def final_metrics(values: Mapping[str, Any]) -> dict[str, float]:
-    """The ``train/``, ``val/`` and ``test/`` values among ``values`` as finite floats, tagged ``final/<name>``."""
+def final_metrics(values: Mapping[str, Any], logger: Any = None) -> dict[str, float]:
+    """The ``train/``, ``val/`` and ``test/`` values among ``values`` as finite floats, tagged ``final/<tag>``
+    with the tag ``logger`` writes them under (``tag_for``: ``final/val_on_test/loss`` for validation on the
+    test split)."""
     out = {}
     for name, value in values.items():
         number = float(value)
         if name.startswith(("train/", "val/", "test/")) and math.isfinite(number):
-            out[f"{FINAL}/{name}"] = number
+            out[f"{FINAL}/{tag_for(logger, name)}"] = number
     return out
 
 

@@ -10,6 +10,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from dlbasics.data.batching import ShardedBatches, TensorLoader
+from dlbasics.loggers import label_validation_split
 
 BatchSize = Union[int, Literal["full"]]
 Split = tuple[Tensor, Tensor]  # (inputs, targets)
@@ -33,7 +34,8 @@ class TensorDataModule(LightningDataModule):
     images, converted per batch on the device); class targets are int64, regression targets float32.
 
     If there is no validation split, validation runs on the test split (the lessons' "test each
-    epoch"); if there is neither, validation is skipped.
+    epoch"), and the trainer's ``BufferedTensorBoardLogger`` tags it ``val_on_test/`` instead of ``val/``; if
+    there is neither, validation is skipped.
 
     Args:
         batch_size: training batch size, or ``"full"`` for the whole training split in one batch.
@@ -67,6 +69,12 @@ class TensorDataModule(LightningDataModule):
         raise NotImplementedError
 
     def setup(self, stage: str | None = None) -> None:
+        self._build()
+        split = self.validation_split
+        if split is not None:  # before any hook logs: the trainer's loggers tag validation by the split it runs on
+            label_validation_split(self.trainer, split)
+
+    def _build(self) -> None:
         if self.splits is None:
             splits = self.build_splits()
             for name in STAGES:
@@ -75,19 +83,24 @@ class TensorDataModule(LightningDataModule):
 
     def split(self, name: str) -> Split:
         """The ``(inputs, targets)`` of a split, building the splits on first use."""
-        self.setup()
-        assert self.splits is not None  # set by setup
+        self._build()
+        assert self.splits is not None  # set by _build
         return self.splits[name]
 
     def train_dataloader(self) -> TensorLoader:
         return self._loader("train", self.batch_size, shuffle=True)
 
+    @property
+    def validation_split(self) -> str | None:
+        """The split validation runs on: ``"val"``, ``"test"`` when there is no validation split, or None."""
+        return next((name for name in ("val", "test") if len(self.split(name)[0])), None)
+
     def val_dataloader(self) -> TensorLoader | list:
-        for name in ("val", "test"):
-            if len(self.split(name)[0]):
-                if name == "test":
-                    rank_zero_info("No validation split: validating on the test split.")
-                return self._loader(name, self.eval_batch_size or self.batch_size, shuffle=False)
+        name = self.validation_split
+        if name is not None:
+            if name == "test":
+                rank_zero_info("Validation runs on the test split's points.")
+            return self._loader(name, self.eval_batch_size or self.batch_size, shuffle=False)
         if self.trainer is not None and self.trainer.state.fn == "validate":  # asked to validate: say it can't
             raise ValueError(f"{type(self).__name__} has neither a validation nor a test split to validate on; "
                              "set val_fraction or test_fraction above 0")

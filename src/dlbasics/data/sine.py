@@ -21,7 +21,8 @@ class SineDataModule(TensorDataModule):
     """y = f(x) + noise with x evenly spaced on ``[x_min, x_max]``.
 
     Training: ``n_train`` points with noise std ``noise_std``. Validation and test: ``n_eval`` points on
-    the same interval with noise std ``eval_noise_std`` (0: the true function), drawn independently.
+    the same interval with noise std ``eval_noise_std`` (0: the true function, and the two splits are the same
+    points: validation is then tagged ``val_on_test/`` in TensorBoard), drawn independently.
     L3 uses ``sin_plus_linear``, 20 train points, noise 0.2; L5 uses ``sin``, 30 points, noise 0.3,
     noiseless evaluation.
 
@@ -61,6 +62,12 @@ class SineDataModule(TensorDataModule):
     @property
     def num_outputs(self) -> int:
         return 1
+
+    @property
+    def validation_split(self) -> str | None:
+        """``"test"`` when ``eval_noise_std`` is 0: the validation and test points are then the same (the true
+        function on one grid), so validation measures the test points and is tagged ``val_on_test/``."""
+        return "test" if self.eval_noise_std == 0 else "val"
 
     def true_function(self, x: Tensor) -> Tensor:
         """The noiseless target at ``x``."""

@@ -32,17 +32,19 @@ NOISY_RUNS = {"none": dropnet("noisy_none", 0.0, *NOISY), "dropout": dropnet("no
               "dropout 0.3": dropnet("noisy_dropout_0.3", 0.3, *NOISY),
               "dropout 0.7": dropnet("noisy_dropout_0.7", 0.7, *NOISY)}
 # The notebook's moons variant: both runs AdamW lr 3e-3, 25 epochs, batch 64, MLP 64-64 without batch norm;
-# no separate validation split: validation runs on the stratified 25% test split each epoch, as in the notebook.
+# no separate validation split: validation runs on the stratified 25% test split each epoch, as in the notebook
+# (TensorBoard: val_on_test/). Minibatch runs among full-batch DropNets: their scalars are tagged moons-train/...,
+# so a chart's steps are epochs (DropNet) or minibatches (moons), never both.
 MOONS = [Run("moons_plain", "moons_dropout.yaml", ("--model.network.dropout=0.0", "--model.optimizer.weight_decay=0.0"),
-             test=True),
-         Run("moons_dropout_adamw", "moons_dropout.yaml", test=True)]
+             test=True, tag_prefix="moons"),
+         Run("moons_dropout_adamw", "moons_dropout.yaml", test=True, tag_prefix="moons")]
 # "Shows it" for the moons variant: on 1500 training points for 25 epochs the plain MLP hardly overfits. On 150 points
 # for 300 epochs it does, and the notebook's regularisation narrows the test-minus-train loss gap.
 SMALL_MOONS = ("--data.n_samples=200", "--trainer.max_epochs=300")
 MOONS_SHOWS_IT = ("200 points (150 for training) for 300 epochs instead of 2000 for 25: the plain MLP needs few points "
                   "and many epochs to overfit moons")
 MOONS_SMALL = [Run(f"{run.name}_200pts_300ep", run.config, (*run.overrides, *SMALL_MOONS), test=True,
-                   fast=("--trainer.max_epochs=30",)) for run in MOONS]
+                   fast=("--trainer.max_epochs=30",), tag_prefix="moons") for run in MOONS]
 RUNS = (*BY_RATE.values(), WITH_WD, *NOISY_RUNS.values(), *MOONS, *MOONS_SMALL)
 # TensorBoard sliders (first seed) of the boundary forming on the training points where it can memorise: the
 # noisy-label runs and the small moons runs (about 10 figures per fit, one PNG file).

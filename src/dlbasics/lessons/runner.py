@@ -44,6 +44,10 @@ class Run:
             ``dlbasics lesson --fast``.
         default_seeds: how many seeds the run gets when ``dlbasics lesson`` is given no ``--seeds``; None: the
             lesson's default (``DEFAULT_SEEDS``). The MNIST runs say 1: a seed of them takes a minute.
+        tag_prefix: a TensorBoard tag group of the run's own (Lightning's ``TensorBoardLogger(prefix=...)``:
+            ``moons`` -> ``moons-train/loss``), for minibatch runs in a lesson of full-batch ones: TensorBoard
+            draws a tag of every run in one chart, and a step is an epoch in one and a minibatch in the other.
+            Empty: the plain tags.
     """
 
     name: str
@@ -52,6 +56,7 @@ class Run:
     test: bool = False
     fast: tuple[str, ...] = ()
     default_seeds: int | None = None
+    tag_prefix: str = ""
 
     def args(self, seed: int, fast: bool = False) -> list[str]:
         """The ``dlbasics fit`` arguments of this run (without the subcommand)."""
@@ -242,7 +247,7 @@ def build_run(run: Run, lesson_dir: Path, seed: int, callbacks: Sequence[Callbac
     """
     # Every value is logged; the event file is flushed every few seconds instead of twice per epoch.
     logger = BufferedTensorBoardLogger(save_dir=str(lesson_dir.parent), name=lesson_dir.name,
-                                       version=version or run.name, default_hp_metric=False)
+                                       version=version or run.name, default_hp_metric=False, prefix=run.tag_prefix)
     lesson = {"logger": logger, "accelerator": accelerator, "shorten": fast and not run.fast, "data_dir": data_dir,
               # FastLogging: the L5 run is 1.2x faster with it (python -m benchmarks.fast_logging)
               "callbacks": [MetricHistory(), FastLogging(), *callbacks]}
@@ -273,7 +278,7 @@ def log_hparams(folder: Path, run: Run, seed: int | Sequence[int], fast: bool, c
     settings.pop("data.seed", None)  # the run's seed, logged as "seed"
     hparams = {**run.hparams(seed, fast), **settings, "trainer.max_epochs": trainer.max_epochs}
     last = {name: values[-1] for name, values in curves.items() if values}
-    write_hparams(folder, hparams, final_metrics({**last, **final}), trainer.global_step)
+    write_hparams(folder, hparams, final_metrics({**last, **final}, trainer.logger), trainer.global_step)
 
 
 def fit_and_test(trainer: Trainer, model: LightningModule, data: Any,

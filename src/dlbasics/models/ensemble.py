@@ -6,13 +6,16 @@ tiny full-batch runs; trained in one fit, N seeds pay it once instead of N times
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from functools import partial
 
 import torch
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
+from dlbasics.loggers import tag_for
 from dlbasics.models.system import System
 
 # Optimizers whose update of a parameter reads the other parameters: one of them over all members would couple them.
@@ -127,7 +130,7 @@ class SeedEnsemble(LightningModule):
         for logger in self.loggers:
             add_layout = getattr(getattr(logger, "experiment", None), "add_custom_scalars", None)
             if callable(add_layout) and self.trainer.is_global_zero:
-                add_layout(seed_layout(self.members[0]))
+                add_layout(seed_layout(self.members[0], partial(tag_for, logger)))
 
     def setup(self, stage: str) -> None:
         clip = self.trainer.gradient_clip_val
@@ -137,11 +140,13 @@ class SeedEnsemble(LightningModule):
                              "one by one (dlbasics.lessons.runner.run_lesson_run) or drop the clipping")
 
 
-def seed_layout(member: System) -> dict[str, dict[str, list]]:
-    """A TensorBoard custom-scalars layout: per stage, one multi-line chart per metric over the seeds' tags."""
+def seed_layout(member: System, tag: Callable[[str], str] = str) -> dict[str, dict[str, list]]:
+    """A TensorBoard custom-scalars layout: per stage, one multi-line chart per metric over the seeds' tags, as the
+    logger writes them (``tag``: ``loggers.tag_for``, ``val_on_test/loss/seed_0`` for validation on the test split)."""
     names = ["loss", *member.metrics["fit"].keys()]
-    return {f"seeds: {stage}": {f"{stage}/{name}": ["Multiline", [rf"^{stage}/{name}/seed_"]] for name in names}
-            for stage in ("train", "val", "test")}
+    charts = {stage: [tag(f"{stage}/{name}") for name in names] for stage in ("train", "val", "test")}
+    return {f"seeds: {tag(stage)}": {chart: ["Multiline", [rf"^{re.escape(chart)}/seed_"]] for chart in stage_charts}
+            for stage, stage_charts in charts.items()}
 
 
 def check_independent(members: Sequence[System]) -> None:
