@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
 
-.PHONY: run run-moons test test-fast bench readme-figures clean
+.PHONY: run run-moons test test-claims test-fast bench readme-figures clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,9 +21,14 @@ run-moons: $(STAMP)
 	$(BIN)/dlbasics test --config configs/moons_mlp.yaml --trainer.enable_progress_bar false \
 		--ckpt_path "$$(ls -td lightning_logs/moons_mlp/version_*/checkpoints/last.ckpt | head -n 1)"
 
-# Every test, the slow ones included (this is what CI runs).
+# Every test, the slow ones included, except the lessons' claims at their published seeds (test-claims).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not claims"
+
+# The lessons rerun at their published settings and seeds: every claim must hold (about 25 minutes on 2 cores).
+# CI runs it after `make test`.
+test-claims: $(STAMP)
+	$(BIN)/python -m pytest -q -m claims
 
 # Only the fast tests, for the edit-test loop.
 test-fast: $(STAMP)

@@ -154,6 +154,7 @@ def check_claims(summary: dict, name: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.claims
 @pytest.mark.parametrize("name", SMALL)
 def test_every_claim_holds_at_the_default_seeds(name, tmp_path):
     summary = run_lesson(tmp_path, name)
@@ -162,12 +163,14 @@ def test_every_claim_holds_at_the_default_seeds(name, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.claims
 def test_mnist_claim_holds_with_the_lesson_defaults(tmp_path):
     summary = run_lesson(tmp_path, "mnist", "--data-dir", str(ROOT / "data"))  # real MNIST, full 5 epochs, 1 seed
     check_claims(summary, "mnist")
 
 
 @pytest.mark.slow
+@pytest.mark.claims
 def test_mnist_cnn_after_one_epoch(tmp_path, monkeypatch):
     """A reduced budget (1 of the lesson's 5 epochs, ~1 min); the full budget reaches 0.990 in `make run`."""
     from dlbasics.lightning_cli import cli_main
@@ -181,6 +184,7 @@ def test_mnist_cnn_after_one_epoch(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.claims
 def test_the_moons_claim_holds_at_five_seeds(tmp_path):
     """L7's moons claim at the lesson's default seeds (its CNN claim: test_mnist_cnn_after_one_epoch, one epoch)."""
     from dlbasics.lessons.claims import evaluate

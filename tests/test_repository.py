@@ -27,3 +27,13 @@ def test_nothing_points_outside_the_repository_for_the_lesson_catalogue():
 def test_configs_in_a_clone_are_the_packaged_configs():
     assert (ROOT / "configs").resolve() == (ROOT / "src/dlbasics/configs").resolve()
     assert CONFIGS.joinpath("moons_mlp.yaml").is_file()
+
+
+def test_ci_runs_the_readme_test_command_and_the_claims_so_every_test_runs():
+    ci = [line.strip() for line in (ROOT / ".ci/run").read_text().splitlines() if not line.lstrip().startswith("#")]
+    assert ci.index("make test") < ci.index("make test-claims")  # the README's command first, then the claims
+    assert "make test " in (ROOT / "README.md").read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    # one selection and its complement: together they run every test
+    assert '$(BIN)/python -m pytest -q -m "not claims"\n' in makefile
+    assert "$(BIN)/python -m pytest -q -m claims\n" in makefile
