@@ -44,10 +44,10 @@ class Run:
             ``dlbasics lesson --fast``.
         default_seeds: how many seeds the run gets when ``dlbasics lesson`` is given no ``--seeds``; None: the
             lesson's default (``DEFAULT_SEEDS``). The MNIST runs say 1: a seed of them takes a minute.
-        tag_prefix: a TensorBoard tag group of the run's own (Lightning's ``TensorBoardLogger(prefix=...)``:
-            ``moons`` -> ``moons-train/loss``), for minibatch runs in a lesson of full-batch ones: TensorBoard
-            draws a tag of every run in one chart, and a step is an epoch in one and a minibatch in the other.
-            Empty: the plain tags.
+        tag_prefix: a TensorBoard tag group of the run's own (``BufferedTensorBoardLogger(prefix=...)``:
+            ``moons`` -> ``moons-train/loss``, on its figures too), for minibatch runs in a lesson of full-batch
+            ones: TensorBoard draws a tag of every run in one chart, and a step is an epoch in one and a minibatch
+            in the other. Empty: the plain tags.
     """
 
     name: str
