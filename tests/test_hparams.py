@@ -96,8 +96,10 @@ def test_a_solo_seed_gets_a_row_and_seeds_trained_together_one_with_their_mean_f
     for name, seeds, results in [("lesson/deep_relu/seeds/hparams", {"seeds": "0, 1"}, together.results),
                                  ("lesson/deep_relu/seed_2/hparams", {"seed": 2}, [alone.first])]:
         hparams, metrics = rows[name]
-        assert {key: hparams[key] for key in ("run", "config", *seeds, "fast", "trainer.max_epochs")} == {
-            "run": "deep_relu", "config": "deep_sigmoid.yaml", **seeds, "fast": False, "trainer.max_epochs": 2}
+        assert {key: hparams[key] for key in ("run", "config", *seeds, "fast", "trainer.max_epochs",
+                                              "trainer.precision")} == {
+            "run": "deep_relu", "config": "deep_sigmoid.yaml", **seeds, "fast": False, "trainer.max_epochs": 2,
+            "trainer.precision": "32-true"}
         # The override, and the config's own settings (a sweep's baseline shows its value too), as `fit` names them.
         assert {key: hparams[key] for key in ("network.activation", "network.batch_norm", "network.hidden_sizes",
                                               "optimizer", "optimizer.lr", "data", "data.n_samples")} == {
@@ -152,6 +154,7 @@ def test_dlbasics_fit_logs_the_model_and_data_settings_with_final_metrics(tmp_pa
         "optimizer": "torch.optim.Adam", "optimizer.lr": 0.003, "data": "dlbasics.data.MoonsDataModule",
         "data.n_samples": 400, "data.noise": 0.25}
     assert hparams["network.batch_norm"] is True
+    assert hparams["trainer.precision"] == "32-true"  # the precision it trained in, which the config may not say
     # moons_mlp validates on its test split: its validation is tagged so, in the run and in the dashboard
     assert set(metrics) == {"final/train/loss", "final/train/acc", "final/val_on_test/loss", "final/val_on_test/acc"}
     assert metrics["final/val_on_test/loss"] == pytest.approx(last_scalar(run, "val_on_test/loss"))

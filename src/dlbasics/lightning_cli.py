@@ -21,7 +21,7 @@ from dlbasics.cli import LIGHTNING_SUBCOMMANDS
 from dlbasics.data.base import TensorDataModule
 from dlbasics.distributed import release_process_group
 from dlbasics.leftovers import outermost_missing
-from dlbasics.loggers import HPARAMS_FOLDER, config_hparams, final_metrics, write_hparams
+from dlbasics.loggers import HPARAMS_FOLDER, config_hparams, final_metrics, trainer_hparams, write_hparams
 from dlbasics.models.system import System
 from dlbasics.predictions import save_predictions
 from dlbasics.resume import find_last_checkpoint
@@ -149,7 +149,7 @@ class DLBasicsCLI(LightningCLI):
         config = self.config[self.subcommand].as_dict()
         files = [Path(str(path)).name for path in config.get("config") or []]
         hparams = {"config": ", ".join(files) or None, "seed": config.get("seed_everything"),
-                   "trainer.max_epochs": self.trainer.max_epochs, **config_hparams(config["model"], config["data"])}
+                   **trainer_hparams(self.trainer), **config_hparams(config["model"], config["data"])}
         for logger in self.trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 write_hparams(Path(logger.log_dir) / HPARAMS_FOLDER, hparams,

@@ -145,6 +145,12 @@ def config_hparams(model: Mapping[str, Any], data: Mapping[str, Any]) -> dict[st
     return {**hparams, **flatten_init_args({"data": data})}
 
 
+def trainer_hparams(trainer: Trainer) -> dict[str, PlainValue]:
+    """What the trainer ran with that the config may not say: its epoch budget and the precision it trained in
+    (``32-true``, or ``bf16-mixed`` where ``dlbasics.precision.BF16WhereNative`` found native bf16)."""
+    return {"trainer.max_epochs": trainer.max_epochs, "trainer.precision": str(trainer.precision)}
+
+
 def final_metrics(values: Mapping[str, Any], logger: Any = None) -> dict[str, float]:
     """The ``train/``, ``val/`` and ``test/`` values among ``values`` as finite floats, tagged ``final/<tag>``
     with the tag ``logger`` writes them under (``tag_for``: ``final/val_on_test/loss`` for validation on the

@@ -25,6 +25,7 @@ from dlbasics.loggers import (
     config_hparams,
     final_metrics,
     override_hparams,
+    trainer_hparams,
     write_hparams,
 )
 
@@ -276,7 +277,7 @@ def log_hparams(folder: Path, run: Run, seed: int | Sequence[int], fast: bool, c
     config = cli.config.as_dict()
     settings = config_hparams(config["model"], config["data"])
     settings.pop("data.seed", None)  # the run's seed, logged as "seed"
-    hparams = {**run.hparams(seed, fast), **settings, "trainer.max_epochs": trainer.max_epochs}
+    hparams = {**run.hparams(seed, fast), **settings, **trainer_hparams(trainer)}
     last = {name: values[-1] for name, values in curves.items() if values}
     write_hparams(folder, hparams, final_metrics({**last, **final}, trainer.logger), trainer.global_step)
 
