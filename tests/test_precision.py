@@ -95,7 +95,8 @@ def test_the_plugin_autocasts_every_stage_to_bf16_only_where_the_cpu_has_it(make
 
 def test_before_a_run_it_says_nothing_is_decided():
     plugin = BF16WhereNative()
-    assert plugin.precision == "32-true" and "not decided yet" in repr(plugin)
+    assert plugin.precision == "32-true" and repr(plugin) == (
+        "BF16WhereNative(undecided: it chooses when the trainer sets up the model)")
 
 
 def test_the_cnn_config_trains_with_it_and_a_user_can_name_a_precision_instead():

@@ -66,7 +66,7 @@ class BF16WhereNative(MixedPrecision):
     def __init__(self) -> None:
         super().__init__("bf16-mixed", device="cpu")
         self.precision = "32-true"  # until connect() sees the device
-        self.reason = "not decided yet: the trainer has not set up the model"
+        self.reason = ""  # why it chose: set by connect()
 
     def connect(self, model: Any, optimizers: list[Any], lr_schedulers: list[Any]) -> Any:
         """Decide from the device of the model's parameters (a model without parameters: the CPU)."""
@@ -87,4 +87,6 @@ class BF16WhereNative(MixedPrecision):
             yield
 
     def __repr__(self) -> str:
+        if not self.reason:
+            return f"{type(self).__name__}(undecided: it chooses when the trainer sets up the model)"
         return f"{type(self).__name__}(chose {self.precision!r}: {self.reason})"
