@@ -7,6 +7,7 @@ networks and optimizers are written out by hand.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from benchmarks.report import Row
 from benchmarks.timing import Side, Timings
 
 LESSONS_ALL_TARGET_S = 300.0
+PRECISIONS = ("32-true", "bf16-mixed")
 TINYNET = MAIN[0]  # tinynet("none")
 DROPNET = BY_RATE[0.5]
 # The figure callbacks the lessons pass to ``ctx.run`` with these runs (lessons/*.py), made fresh for each run.
@@ -184,9 +186,17 @@ def mnist_sides(settings: Settings, lesson: str, run: Run, make_net: Callable,
             "torchvision loop": raw_side(make_net, adam, F.cross_entropy, 1, torchvision_stages(settings, ref))}
 
 
+def at_precision(run: Run, precision: str) -> Run:
+    """The run trained at ``precision`` (``32-true``, ``bf16-mixed``) in place of its config's choice (the CNN's
+    ``BF16WhereNative``)."""
+    return dataclasses.replace(run, overrides=(*run.overrides, "--trainer.plugins=null",
+                                               f"--trainer.precision={precision}"))
+
+
 def cnn_sides(settings: Settings) -> dict[str, Side]:
-    """The MNIST sides for the small CNN, plus the matmul rate measured between them."""
-    sides = mnist_sides(settings, "basics", CNN, raw_loops.small_cnn, FIGURES["mnist_cnn"])
+    """The MNIST sides for the small CNN, plus the matmul rate measured between them. All in fp32, as the raw loops
+    are: a CPU with native bf16 would otherwise flatter the dlbasics side (the ``precision`` workload has that)."""
+    sides = mnist_sides(settings, "basics", at_precision(CNN, "32-true"), raw_loops.small_cnn, FIGURES["mnist_cnn"])
     return {**sides, MATMUL_SIDE: matmul_side()}
 
 
@@ -196,6 +206,13 @@ def callbacks_sides(settings: Settings) -> dict[str, Side]:
     return {"without callbacks": lesson_side(settings, "basics", ref, figures),
             "with callbacks": lesson_side(settings, "basics", ref,
                                           lambda: [*figures(), GradientFlowMonitor(), ActivationStats()])}
+
+
+def precision_sides(settings: Settings) -> dict[str, Side]:
+    """One MNIST CNN lesson epoch in fp32 and in bf16 autocast, each with its test accuracy."""
+    ref = reference(settings, one_epoch(CNN))
+    return {name: lesson_side(settings, "basics", dataclasses.replace(ref, run=at_precision(ref.run, name)),
+                              FIGURES["mnist_cnn"]) for name in PRECISIONS}
 
 
 def lessons_all_sides(settings: Settings) -> dict[str, Side]:
@@ -311,6 +328,12 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
         "GradientFlowMonitor() and ActivationStats() (default arguments) appended to the lesson's callbacks, "
         "against the same run without them."], max_repeats=3,
              gap=CALLBACKS_GAP),
+    Workload("precision", "MNIST SmallCNN epoch, fp32 vs bf16 autocast", precision_sides,
+             [Comparison("32-true", dlbasics="bf16-mixed")], [
+        "The mnist_cnn dlbasics run (one epoch, validation, test, feature maps) with `--trainer.plugins=null "
+        "--trainer.precision=32-true` against `bf16-mixed`; 'last evaluation' gives each side's test accuracy. "
+        "The config's `BF16WhereNative` takes bf16 only where the header says native bf16: yes. Without it, "
+        "PyTorch's CPU bf16 kernels convert to fp32 and back, and bf16 is slower."], max_repeats=3),
     Workload("lessons_all", "`dlbasics lesson all`", lessons_all_sides,
              [Comparison(None, target=Target(f"≤ {LESSONS_ALL_TARGET_S:g} s", lambda ratio: ratio <= 1.0),
                          dlbasics="dlbasics lesson all", reference_s=LESSONS_ALL_TARGET_S)], [
