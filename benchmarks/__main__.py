@@ -51,7 +51,8 @@ def run_workloads(names: list[str], repeats: int, settings: Settings) -> tuple[l
         extra = workload.extra(timings) if workload.extra else []
         missed = any(row.met == "no" for row in workload_rows) or any(": not met)" in note for note in extra)
         gap = [f"gap (target not met): {text}" for text in workload.gap] if missed else []
-        notes[title] = [*workload.notes, *timing_notes(timings), *extra, *gap]
+        rounds = [note for comparison in workload.comparisons if (note := comparison.round_note(timings))]
+        notes[title] = [*workload.notes, *timing_notes(timings), *rounds, *extra, *gap]
     return rows, notes
 
 

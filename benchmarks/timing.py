@@ -35,8 +35,11 @@ class Timings:
         VM's varies by up to 1.5x over minutes) cancels in each ratio; a ratio of the two medians can pair a
         fast minute with a slow one.
         """
-        pairs = [a / b for a, b in zip(self.seconds[numerator], self.seconds[denominator], strict=True)]
-        return statistics.median(pairs)
+        return statistics.median(self.round_ratios(numerator, denominator))
+
+    def round_ratios(self, numerator: str, denominator: str) -> list[float]:
+        """``numerator``'s seconds / ``denominator``'s seconds in each round, in order."""
+        return [a / b for a, b in zip(self.seconds[numerator], self.seconds[denominator], strict=True)]
 
 
 def interleave(sides: dict[str, Side], repeats: int, label: str, seed: int = 0) -> Timings:

@@ -77,22 +77,34 @@ class Comparison:
     dlbasics: str = "dlbasics"
     reference_s: float | None = None
 
+    def sides(self) -> tuple[str, str]:
+        """(numerator, denominator) of the ratio."""
+        assert self.baseline is not None
+        if self.ratio == "dlbasics/baseline":
+            return self.dlbasics, self.baseline
+        return self.baseline, self.dlbasics
+
     def row(self, workload: str, timings: Timings) -> Row:
         ours = timings.median(self.dlbasics)
         if self.baseline is None:
             value, theirs, label, name = ours / self.reference_s, None, f"{self.dlbasics}/{self.reference_s:g} s", "—"
         else:
             theirs = timings.median(self.baseline)
-            forward = self.ratio == "dlbasics/baseline"
-            value = timings.paired_ratio(self.dlbasics, self.baseline) if forward else \
-                timings.paired_ratio(self.baseline, self.dlbasics)
-            label = f"{self.dlbasics}/{self.baseline}" if forward else f"{self.baseline}/{self.dlbasics}"
-            name = self.baseline
+            value = timings.paired_ratio(*self.sides())
+            label, name = "/".join(self.sides()), self.baseline
         met = "—" if self.target is None else ("yes" if self.target.check(value) else "no")
         if any(result.get("returncode") for result in timings.results.values()):
             met = "failed"  # a command that failed has no meaningful time
         return Row(workload, name, theirs, self.dlbasics, ours, f"{value:.2f} ({label})",
                    self.target.text if self.target else "—", met)
+
+
+    def round_note(self, timings: Timings) -> str | None:
+        """Each round's ratio, for a reader to see what the median stands for (None without a baseline)."""
+        if self.baseline is None or len(timings.seconds[self.dlbasics]) < 2:
+            return None
+        ratios = ", ".join(f"{ratio:.2f}" for ratio in timings.round_ratios(*self.sides()))
+        return f"per-round {'/'.join(self.sides())}: {ratios}"
 
 
 @dataclass
