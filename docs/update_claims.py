@@ -15,6 +15,8 @@ import re
 import sys
 from pathlib import Path
 
+from dlbasics.lessons.markdown import cell
+
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"(<!-- claims:(?P<name>[\w-]+) -->\n)(.*?)(<!-- /claims -->)", re.DOTALL)
 
@@ -31,7 +33,8 @@ def rows(summary: dict) -> list[str]:
     out = []
     for c in summary["claims"]:
         spread = f"[{number(c['low'])}, {number(c['high'])}]" if c["low"] is not None else "(one seed)"
-        out.append(f"| {c['code']}: {c['text']} ({c['condition']}) | {'shows it' if c['shows_it'] else 'published'}"
+        out.append(f"| {cell(c['code'])}: {cell(c['text'])} ({cell(c['condition'])}) | "
+                   f"{'shows it' if c['shows_it'] else 'published'}"
                    f" | {'yes' if c['holds'] else '**no**'} | {c['k']} of {c['n']} | {number(c['mean'])} {spread} |")
     return out
 

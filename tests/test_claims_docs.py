@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 from dlbasics.lessons import LESSONS
@@ -47,3 +48,21 @@ def test_the_catalogue_has_a_claims_table_for_every_lesson_and_the_readme_one_fo
     for name in LESSONS:
         assert f"<!-- claims:{name} -->" in catalogue, name
     assert "<!-- claims:all -->" in (ROOT / "README.md").read_text()
+
+
+def cells(row: str) -> int:
+    """The cells of a markdown table row: its unescaped bars, less one."""
+    return len(re.findall(r"(?<!\\)\|", row)) - 1
+
+
+def test_a_bar_in_a_claims_text_is_escaped_so_its_row_keeps_five_cells(tmp_path):
+    write(tmp_path, "a", 0, [{**claim(True), "text": "the mean |grad| is small"}])
+    row = update_claims.update("<!-- claims:a -->\nold\n<!-- /claims -->\n", tmp_path, ["a"]).split("\n")[3]
+    assert "the mean \\|grad\\| is small" in row and cells(row) == 5
+
+
+def test_every_row_of_the_readmes_and_the_catalogues_claims_tables_has_five_cells():
+    for path in (ROOT / "README.md", ROOT / "docs" / "lessons.md"):
+        for block in update_claims.BLOCK.finditer(path.read_text()):
+            counts = {cells(line) for line in block.group(3).splitlines() if line.startswith("|")}
+            assert counts == {5}, (path.name, block.group("name"), counts)

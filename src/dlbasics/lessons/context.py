@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from dlbasics.checks import check_int
 from dlbasics.figures import save_figure
 from dlbasics.lessons.claims import Claim, ClaimResult, evaluate
+from dlbasics.lessons.markdown import cell
 from dlbasics.lessons.runner import Run, RunResult, SeedRuns, run_seeds
 from dlbasics.lessons.stats import INTERVAL, Estimate, estimate
 
@@ -157,15 +158,15 @@ class LessonContext:
         if self.claims:
             lines += ["## Claims", "", "| claim | setting | holds | k of N | mean [95% interval] | condition |",
                       "|---|---|---|---|---|---|"]
-            lines += [f"| {c.claim.code}: {c.claim.text} | {c.claim.setting} | {c.verdict()} | {c.k} of {c.n} "
-                      f"| {c.estimate} | {c.claim.condition} |" for c in self.claims]
+            lines += [f"| {cell(c.claim.code)}: {cell(c.claim.text)} | {cell(c.claim.setting)} | {c.verdict()} | "
+                      f"{c.k} of {c.n} | {c.estimate} | {cell(c.claim.condition)} |" for c in self.claims]
             lines.append("")
         lines += ["## Key numbers", "", *[f"- {k}: {fmt(v)}" for k, v in report.key.items()], ""]
         for exercise, rows in report.tables.items():
             columns = list(dict.fromkeys(c for row in rows.values() for c in row))
             lines += [f"## {exercise}", "", "| variant | " + " | ".join(columns) + " |",
                       "|---" * (len(columns) + 1) + "|"]
-            lines += [f"| {variant} | " + " | ".join(fmt(row.get(c, "")) for c in columns) + " |"
+            lines += [f"| {cell(variant)} | " + " | ".join(cell(fmt(row.get(c, ""))) for c in columns) + " |"
                       for variant, row in rows.items()]
             lines.append("")
         if report.text:
