@@ -230,6 +230,9 @@ def test_a_checkpoint_that_is_none_or_of_another_model_is_refused_in_one_line(
 @pytest.mark.parametrize(("argv", "expected"), [
     (["test", "--config", TOY2D], "Toy2DDataModule has no test split; set test_fraction above 0"),
     (["fit", "--config", TOY2D, "--trainer.max_epochs", "0"], "trainer.max_epochs 0 trains nothing"),
+    (["fit", "--config", str(ROOT / "configs" / "mnist_cnn.yaml"), "--trainer.precision", "bf16-mixed"],
+     "Choose one.; the config's trainer.plugins chooses the precision (dlbasics.precision.BF16WhereNative in "
+     "configs/mnist_cnn.yaml); add --trainer.plugins=null to name the precision yourself"),
     (["lesson", "activations", "--fast", "--accelerator", "nope"], "invalid accelerator name: `accelerator='nope'`"),
 ])
 def test_a_run_that_fails_before_training_leaves_no_folder(argv, expected, tmp_path, monkeypatch, capsys):

@@ -24,6 +24,9 @@ HINTS = {
     "the following arguments are required": "give a config, e.g. --config configs/moons_mlp.yaml (one per lesson run "
                                             "in configs/), or see --help; --model.help CLASS and --data.help CLASS "
                                             "list a class's settings",
+    # Lightning's refusal of --trainer.precision beside a config's precision plugin (configs/mnist_cnn.yaml's).
+    "` and `plugins=": "the config's trainer.plugins chooses the precision (dlbasics.precision.BF16WhereNative in "
+                       "configs/mnist_cnn.yaml); add --trainer.plugins=null to name the precision yourself",
 }
 
 
