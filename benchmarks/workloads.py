@@ -190,12 +190,15 @@ def torchvision_stages(settings: Settings, ref: Reference) -> tuple[Stage, None,
 
 
 def mnist_sides(settings: Settings, lesson: str, run: Run, make_net: Callable,
-                figures: Callable[[], list[Callback]]) -> dict[str, Side]:
+                figures: Callable[[], list[Callback]], bare: bool = False) -> dict[str, Side]:
+    """The raw loop, the lesson run and the notebook's torchvision loop; with ``bare``, bare Lightning too (it trains
+    on the lesson's datamodule, whose batch hook turns the uint8 digits into standardised floats)."""
     ref = reference(settings, one_epoch(run))
     adam = partial(torch.optim.Adam, lr=1e-3)
-    return {"raw tensors": raw_side(make_net, adam, F.cross_entropy, 1, tensor_stages(ref), to_input=mnist_pixels),
-            "dlbasics": lesson_side(settings, lesson, ref, figures),
-            "torchvision loop": raw_side(make_net, adam, F.cross_entropy, 1, torchvision_stages(settings, ref))}
+    sides = {"raw tensors": raw_side(make_net, adam, F.cross_entropy, 1, tensor_stages(ref), to_input=mnist_pixels),
+             "dlbasics": lesson_side(settings, lesson, ref, figures),
+             "torchvision loop": raw_side(make_net, adam, F.cross_entropy, 1, torchvision_stages(settings, ref))}
+    return {**sides, "bare Lightning": bare_side(make_net, adam, F.cross_entropy, ref)} if bare else sides
 
 
 def at_precision(run: Run, precision: str) -> Run:
@@ -272,11 +275,19 @@ TINY_GAP = [
     "issue rules out (lessons are real Lightning fits with the project's systems and callbacks).",
 ]
 MOONS_GAP = [
-    "The notebook's DataLoader loop is itself only the 'lesson DataLoader/raw tensors' multiple slower than the "
-    "raw-tensor loop: a TensorDataset of 1500 two-feature points collates quickly. So no run that does the same "
-    "steps can be 4x faster than it: not even the raw loop. dlbasics vs bare Lightning ('dlbasics/bare "
-    "Lightning') is the cost of logging loss and accuracy per step and the decision-boundary figure; bare "
-    "Lightning vs raw is Lightning's fixed cost per step (about 1 ms, 24 steps an epoch).",
+    "Issue 16 asks the run to be faster than the notebook's DataLoader loop. That loop is itself only the 'lesson "
+    "DataLoader/raw tensors' multiple slower than the raw-tensor loop (a TensorDataset of 1500 two-feature points "
+    "collates quickly), while bare Lightning, which logs nothing, is already the 'bare Lightning/raw tensors' "
+    "multiple: Lightning's fixed cost per step (about 1 ms, 24 steps an epoch) exceeds the DataLoader's, so no "
+    "Lightning run of these steps can beat that loop. dlbasics vs bare Lightning ('dlbasics/bare Lightning') is "
+    "the cost of logging loss and accuracy per step and the decision-boundary figure.",
+]
+MLP_GAP = [
+    "cProfile of the lesson run (RESULTS.md, 'Where the MNIST MLP epoch goes'): the confusion-matrix and "
+    "misclassified-digits figures drawn after the test are about a third of it (matplotlib draws each in about "
+    "0.33 s; the confusion matrix's 100 cell labels are most of that), and reading and checking the MNIST files "
+    "(their MD5s) about 0.25 s. What would close it: a confusion matrix drawn with fewer artists, and a "
+    "size-and-mtime stamp instead of hashing the files on every run.",
 ]
 CNN_GAP = [
     "torch.profiler, one training step of batch 128 on 2 cores: the convolutions run at about half the matmul "
@@ -298,7 +309,8 @@ CALLBACKS_GAP = [
     "epochs (`plot_every_n_epochs`), sample fewer batches (`every_n_batches`).",
 ]
 # Lightning's floor (bare Lightning / raw loop) and what dlbasics adds on top of it (dlbasics / bare Lightning).
-FLOOR = [Comparison("raw tensors", dlbasics="bare Lightning"), Comparison("bare Lightning")]
+# Issue 16's target 1: dlbasics at most 1.5x bare Lightning on every small workload.
+FLOOR = [Comparison("raw tensors", dlbasics="bare Lightning"), Comparison("bare Lightning", target=at_most(1.5))]
 WORKLOADS: dict[str, Workload] = {w.name: w for w in (
     Workload("tinynet", "L5 TinyNet sine", tinynet_sides,
              [Comparison("raw tensors", target=at_most(3)), *FLOOR], [
@@ -314,7 +326,7 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
         f"{LESSON_NOTE} The lesson gives this run no figure callbacks."],
              gap=TINY_GAP),
     Workload("moons", "L7 moons MLP", moons_sides,
-             [Comparison("raw tensors"), *FLOOR, Comparison("lesson DataLoader", "baseline/dlbasics", at_least(4)),
+             [Comparison("raw tensors"), *FLOOR, Comparison("lesson DataLoader", "baseline/dlbasics", at_least(1)),
               Comparison("lesson DataLoader", "baseline/dlbasics", dlbasics="raw tensors")], [
         "All: 40 epochs (fast: 4), batch 64, validation on the test split each epoch, test at the end.",
         "raw tensors: randperm + index slices of the in-memory tensors; lesson DataLoader: TensorDataset + "
@@ -323,11 +335,13 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
              gap=MOONS_GAP),
     Workload("mnist_mlp", "MNIST 784-128-10, one epoch", partial(mnist_sides, lesson="mnist", run=MLP,
                                                                    make_net=raw_loops.mnist_mlp,
-                                                                   figures=FIGURES["mnist_mlp"]),
-             [Comparison("raw tensors"), Comparison("torchvision loop", "baseline/dlbasics", at_least(5))],
+                                                                   figures=FIGURES["mnist_mlp"], bare=True),
+             # issue 16: at least 4x the torchvision loop (it was 5x on the slower machine the target was set on)
+             [Comparison("raw tensors"), *FLOOR, Comparison("torchvision loop", "baseline/dlbasics", at_least(4))],
              [*MNIST_NOTES, "dlbasics also draws the confusion-matrix and misclassified-digits figures after the "
-                            "test."],
-             max_repeats=3),
+                            "test.", "bare Lightning: the raw loop's network, loss and optimizer in a LightningModule "
+                            "that logs nothing, on the lesson's datamodule (benchmarks/bare_lightning.py)."],
+             max_repeats=3, gap=MLP_GAP),
     Workload("mnist_cnn", "MNIST SmallCNN, one epoch", cnn_sides,
              [Comparison("raw tensors", target=at_most(1.0)), Comparison("torchvision loop", "baseline/dlbasics")],
              [*MNIST_NOTES, "dlbasics also draws the feature-maps figure (8 digits x 17 tiles, PNG + TensorBoard "
