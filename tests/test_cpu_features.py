@@ -4,7 +4,7 @@ import platform
 
 import pytest
 
-from dlbasics.cpu_features import cpu_flags, math_flags, native_bf16, parse_cpuinfo
+from dlbasics.cpu_features import cpu_flags, math_flags, native_bf16, native_bf16_flags, parse_cpuinfo
 
 EPYC = """processor\t: 0
 vendor_id\t: AuthenticAMD
@@ -30,6 +30,7 @@ def test_the_math_flags_come_in_a_fixed_order_and_native_bf16_needs_bf16_dot_pro
     assert native_bf16(parse_cpuinfo(EPYC)) and native_bf16(parse_cpuinfo(GRAVITON))
     assert not native_bf16(parse_cpuinfo(OLD_XEON))  # AVX-512 alone: bf16 is converted, not native
     assert native_bf16({"amx_tile", "amx_bf16"}) and not native_bf16(set())
+    assert native_bf16_flags({"amx_bf16", "avx2", "avx512_bf16"}) == ["avx512_bf16", "amx_bf16"]  # their order
 
 
 @pytest.mark.skipif(platform.system() != "Linux", reason="/proc/cpuinfo is Linux's")

@@ -20,7 +20,7 @@ NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 MACOS_FEATURES = {"hw.optional.arm.FEAT_BF16": "bf16", "hw.optional.arm.FEAT_I8MM": "i8mm",
                   "hw.optional.avx2_0": "avx2", "hw.optional.avx512f": "avx512f"}
 
-__all__ = ["cpu_flags", "math_flags", "native_bf16"]
+__all__ = ["cpu_flags", "math_flags", "native_bf16", "native_bf16_flags"]
 
 
 def parse_cpuinfo(text: str) -> set[str]:
@@ -59,7 +59,12 @@ def math_flags(flags: set[str] | None = None) -> list[str]:
     return [flag for flag in MATH_FLAGS if flag in flags]
 
 
+def native_bf16_flags(flags: set[str] | None = None) -> list[str]:
+    """The flags of ``NATIVE_BF16_FLAGS`` the CPU has (default: this CPU's ``cpu_flags()``), in that order."""
+    flags = cpu_flags() if flags is None else flags
+    return [flag for flag in NATIVE_BF16_FLAGS if flag in flags]
+
+
 def native_bf16(flags: set[str] | None = None) -> bool:
     """Whether the CPU computes bf16 dot products in hardware (default: this CPU's ``cpu_flags()``)."""
-    flags = cpu_flags() if flags is None else flags
-    return any(flag in flags for flag in NATIVE_BF16_FLAGS)
+    return bool(native_bf16_flags(flags))

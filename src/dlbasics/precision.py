@@ -30,7 +30,7 @@ import torch
 from lightning.pytorch.plugins.precision import MixedPrecision
 from lightning.pytorch.utilities import rank_zero_info
 
-from dlbasics.cpu_features import NATIVE_BF16_FLAGS, cpu_flags
+from dlbasics.cpu_features import NATIVE_BF16_FLAGS, cpu_flags, native_bf16_flags
 
 __all__ = ["BF16WhereNative", "native_bf16_on"]
 
@@ -43,7 +43,7 @@ def native_bf16_on(device_type: str, flags: set[str] | None = None) -> tuple[boo
         flags: the CPU's feature flags (default: this CPU's ``cpu_flags()``); read for ``cpu`` only.
     """
     if device_type == "cpu":
-        found = sorted((cpu_flags() if flags is None else flags) & set(NATIVE_BF16_FLAGS))
+        found = native_bf16_flags(cpu_flags() if flags is None else flags)
         if found:
             return True, f"this CPU has native bf16 ({', '.join(found)} in its feature flags)"
         return False, (f"this CPU has no native bf16 (none of {', '.join(NATIVE_BF16_FLAGS)} in its feature flags), "
