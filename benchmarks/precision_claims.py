@@ -34,8 +34,7 @@ def every_run_in_bf16() -> Iterator[None]:
 
 
 def measured(claim: LessonClaim) -> str:
-    interval = "" if claim.interval is None else f" [{claim.interval[0]:.3g}, {claim.interval[1]:.3g}]"
-    return f"{claim.k} of {claim.n}, {claim.mean:.3g}{interval}"
+    return f"{claim.k} of {claim.n}, {claim.measure}"
 
 
 def within(claim: LessonClaim, reference: LessonClaim) -> str:

@@ -98,7 +98,6 @@ class Comparison:
         return Row(workload, name, theirs, self.dlbasics, ours, f"{value:.2f} ({label})",
                    self.target.text if self.target else "—", met)
 
-
     def round_note(self, timings: Timings) -> str | None:
         """Each round's ratio, for a reader to see what the median stands for (None without a baseline)."""
         if self.baseline is None or len(timings.seconds[self.dlbasics]) < 2:
